@@ -1,0 +1,38 @@
+# One-command set-up: every target creates .venv and installs requirements.txt when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install run test bench lint schemas bootstrap clean
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install pinned dependencies
+
+run: $(STAMP) ## serve every function on http://127.0.0.1:$${PORT:-8080} with embedded backends
+	$(BIN)/python -m functions.local
+
+bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
+	$(BIN)/python -m shared.bootstrap
+
+test: $(STAMP) ## the whole suite: unit, contract, functional, end to end
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) ## latency and onboarding-time figures on embedded backends
+	$(BIN)/python -m scripts.bench
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+schemas: $(STAMP) ## regenerate schemas/json from the pydantic models
+	$(BIN)/python -m schemas.export
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""HTTP functions of the onboarding API (one Cloud Function each; one process locally)."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from schemas.http import HealthResponse, OnboardRequest, TenantRequest
+from shared.domain.errors import InvalidRequest
+from shared.entrypoints.http import Router, View, json_response, read_json
+from shared.entrypoints.runtime import get_services
+from shared.handlers.dryrun import run_dry_run
+from shared.handlers.onboard import completed_body, onboard, wait_for_outcome
+from shared.handlers.queries import tenant_overview as read_overview
+from shared.handlers.queries import tenant_status as read_status
+from shared.logging_setup import log_context
+
+_MAX_IDEMPOTENCY_KEY = 200
+
+
+def _dryrun(request: flask.Request) -> flask.Response:
+    services = get_services()
+    body = read_json(request, TenantRequest, services.settings.http.max_body_bytes)
+    with log_context(tenant_id=body.tenant_id):
+        return json_response(run_dry_run(body, services))
+
+
+def _wait_seconds(raw: str | None, limit: int) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit() or int(raw) > limit:
+        raise InvalidRequest(f"wait must be a whole number of seconds from 0 to {limit}", field="wait")
+    return int(raw)
+
+
+def _onboard(request: flask.Request) -> flask.Response:
+    services = get_services()
+    wait = _wait_seconds(request.args.get("wait"), services.settings.http.max_wait_seconds)
+    idempotency_key = request.headers.get("Idempotency-Key") or None
+    if idempotency_key is not None and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest(f"Idempotency-Key is over {_MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+    body = read_json(request, OnboardRequest, services.settings.http.max_body_bytes)
+    with log_context(tenant_id=body.tenant_id):
+        result = onboard(body, idempotency_key, services)
+        headers = {"Location": result.accepted.status_url}
+        if wait:
+            state = wait_for_outcome(body.tenant_id, wait, services)
+            if state is not None and state.status == "ACTIVE":
+                return json_response(completed_body(result.accepted, state), 201, headers)
+            if state is not None and state.status == "FAILED":
+                failed = result.accepted.model_copy(update={"status": "FAILED", "message": state.error or "provisioning failed"})
+                return json_response(failed, 202, headers)
+        return json_response(result.accepted, 202, headers)
+
+
+def _status(request: flask.Request, tenant_id: str) -> flask.Response:
+    return json_response(read_status(tenant_id, get_services()))
+
+
+def _overview(request: flask.Request, tenant_id: str) -> flask.Response:
+    with log_context(tenant_id=tenant_id):
+        return json_response(read_overview(tenant_id, request.headers.get("X-API-Key"), get_services()))
+
+
+def _health(request: flask.Request) -> flask.Response:
+    return json_response(HealthResponse(status="ok", backend=get_services().settings.backend))
+
+
+ROUTES: dict[str, list[tuple[str, str, View]]] = {
+    "dryrun": [("POST", "/api/v1/tenants/dryrun", _dryrun)],
+    "onboard": [("POST", "/api/v1/tenants/onboard", _onboard)],
+    "tenant_status": [("GET", "/api/v1/tenants/<tenant_id>", _status)],
+    "tenant_overview": [("GET", "/api/v1/tenants/<tenant_id>/overview", _overview)],
+    "healthz": [("GET", "/healthz", _health)],
+}
+_ROUTERS = {name: Router(routes) for name, routes in ROUTES.items()}
+
+
+@functions_framework.http
+def dryrun(request: flask.Request) -> flask.Response:
+    """POST /api/v1/tenants/dryrun: run the eight checks; creates nothing."""
+    return _ROUTERS["dryrun"].dispatch(request)
+
+
+@functions_framework.http
+def onboard_tenant(request: flask.Request) -> flask.Response:
+    """POST /api/v1/tenants/onboard: create the tenant after a passed dry run."""
+    return _ROUTERS["onboard"].dispatch(request)
+
+
+@functions_framework.http
+def tenant_status(request: flask.Request) -> flask.Response:
+    """GET /api/v1/tenants/{tenant_id}: status and steps."""
+    return _ROUTERS["tenant_status"].dispatch(request)
+
+
+@functions_framework.http
+def tenant_overview(request: flask.Request) -> flask.Response:
+    """GET /api/v1/tenants/{tenant_id}/overview with X-API-Key: the tenant's view row."""
+    return _ROUTERS["tenant_overview"].dispatch(request)
+
+
+@functions_framework.http
+def healthz(request: flask.Request) -> flask.Response:
+    """GET /healthz: liveness."""
+    return _ROUTERS["healthz"].dispatch(request)
+
+
+ALL_ROUTES = Router([route for routes in ROUTES.values() for route in routes])

@@ -1,0 +1,161 @@
+"""Local platform: every HTTP function on one port, every event function on the embedded bus.
+
+`python -m functions.local` (what `make run` does) bootstraps the central tables, wires the
+step functions as push subscribers of the embedded bus, republishes steps a crash may have
+stranded, and serves http://127.0.0.1:$PORT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import flask
+from cloudevents.http import CloudEvent
+from werkzeug.serving import make_server
+
+from functions.api import ALL_ROUTES
+from functions.steps import STEP_FUNCTIONS, step_dead_letter
+from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
+from shared.bootstrap import build_services
+from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
+from shared.entrypoints.runtime import install_services
+from shared.handlers.dead_letters import dead_letter_topic
+from shared.handlers.reconcile import reconcile
+from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.logging_setup import configure_logging
+from shared.services import Services
+
+logger = logging.getLogger(__name__)
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+LOCAL_PROJECT = "local-project"
+
+
+def create_app() -> flask.Flask:
+    """One Flask app that routes every path to the HTTP function that owns it."""
+    app = flask.Flask("onboarding")
+
+    @app.route("/", defaults={"path": ""}, methods=_METHODS)
+    @app.route("/<path:path>", methods=_METHODS)
+    def dispatch(path: str) -> flask.Response:
+        return ALL_ROUTES.dispatch(flask.request)
+
+    return app
+
+
+def as_cloud_event(message: ReceivedMessage) -> CloudEvent:
+    """The CloudEvent Eventarc would deliver for this Pub/Sub message."""
+    import base64
+
+    published = datetime.fromtimestamp(message.publish_time, UTC).isoformat().replace("+00:00", "Z")
+    attributes = {
+        "type": PUBSUB_MESSAGE_PUBLISHED,
+        "source": f"//pubsub.googleapis.com/projects/{LOCAL_PROJECT}/topics/{message.topic}",
+        "id": message.message_id,
+        "time": published,
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+    }
+    data = {
+        "message": {
+            "data": base64.b64encode(message.data).decode(),
+            "attributes": message.attributes,
+            "messageId": message.message_id,
+            "publishTime": published,
+            "deliveryAttempt": message.delivery_attempt,
+        },
+        "subscription": f"projects/{LOCAL_PROJECT}/subscriptions/{message.subscription}",
+    }
+    return CloudEvent(attributes, data)
+
+
+def push_to(function: Callable[[CloudEvent], Any]) -> Handler:
+    """A bus handler that delivers each message to `function` as a CloudEvent."""
+
+    def deliver(message: ReceivedMessage) -> None:
+        function(as_cloud_event(message))
+
+    return deliver
+
+
+def wire_event_functions(services: Services, bus: SqliteEventBus) -> None:
+    """Subscribe each step function (and the dead-letter function) to its topic."""
+    for step, function in STEP_FUNCTIONS.items():
+        topic = getattr(services.settings.topics, step)
+        dead_letters = dead_letter_topic(topic)
+        bus.create_subscription(f"{topic}-push", topic, dead_letters)
+        bus.subscribe(f"{topic}-push", push_to(function))
+        bus.create_subscription(f"{dead_letters}-push", dead_letters)
+        bus.subscribe(f"{dead_letters}-push", push_to(step_dead_letter))
+
+
+class LocalPlatform:
+    """The embedded stack in one process: services, bus workers, reconciler, HTTP app."""
+
+    def __init__(self, services: Services, reconcile_every: float = 30.0) -> None:
+        if not isinstance(services.bus, SqliteEventBus):
+            raise RuntimeError("the local platform runs on the embedded event bus")
+        self.services = services
+        self.bus: SqliteEventBus = services.bus
+        self.app = create_app()
+        self._reconcile_every = reconcile_every
+        self._stopping = threading.Event()
+        self._reconciler: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bootstrap tables, wire subscribers, heal stranded steps, start workers."""
+        install_services(self.services)
+        ensure_central_tables(self.services.warehouse, self.services.central)
+        wire_event_functions(self.services, self.bus)
+        reconcile(self.services, stale_after=timedelta(0))
+        self.bus.start()
+        self._reconciler = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
+        self._reconciler.start()
+
+    def _reconcile_loop(self) -> None:
+        stale_after = timedelta(seconds=max(self._reconcile_every, self.services.settings.event_bus.ack_deadline_seconds * 2))
+        while not self._stopping.wait(self._reconcile_every):
+            try:
+                reconcile(self.services, stale_after)
+            except Exception:
+                logger.exception("reconciler pass failed")
+
+    def stop(self) -> None:
+        """Stop workers and close the backends."""
+        self._stopping.set()
+        self.bus.stop()
+        install_services(None)
+        self.services.close()
+
+
+def main() -> None:
+    """Serve the whole API on one port with the embedded backends."""
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    platform = LocalPlatform(build_services())
+    platform.start()
+    port = int(os.environ.get("PORT", "8080"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    server = make_server(host, port, platform.app, threaded=True)
+    stop = threading.Event()
+
+    def shutdown(signum: int, frame: object) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    logger.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(platform.services.settings.data_dir)})
+    started = time.monotonic()
+    server.serve_forever()
+    platform.stop()
+    logger.info("stopped", extra={"uptime_seconds": round(time.monotonic() - started, 1)})
+
+
+if __name__ == "__main__":
+    main()

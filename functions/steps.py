@@ -1,0 +1,60 @@
+"""CloudEvent functions: one per provisioning step, each triggered by its own Pub/Sub topic."""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from schemas.events import StepRequested
+from shared.entrypoints.events import handle_event, pubsub_message
+from shared.entrypoints.runtime import get_services
+from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
+from shared.handlers.steps import handle_step
+from shared.logging_setup import log_context
+
+
+def _run_step(cloud_event: CloudEvent, step: str) -> None:
+    services = get_services()
+    topic = getattr(services.settings.topics, step)
+    handle_event(cloud_event, StepRequested, handle_step, services, dead_letter_topic(topic))
+
+
+@functions_framework.cloud_event
+def step_subscription(cloud_event: CloudEvent) -> None:
+    """Subscription step: profile and subscription rows."""
+    _run_step(cloud_event, "subscription")
+
+
+@functions_framework.cloud_event
+def step_quota(cloud_event: CloudEvent) -> None:
+    """Quota step: today's usage-quota row."""
+    _run_step(cloud_event, "quota")
+
+
+@functions_framework.cloud_event
+def step_dataset(cloud_event: CloudEvent) -> None:
+    """Dataset step: the tenant's dataset and validation table."""
+    _run_step(cloud_event, "dataset")
+
+
+@functions_framework.cloud_event
+def step_view(cloud_event: CloudEvent) -> None:
+    """View step: the comprehensive view, validation row and run; the tenant becomes ACTIVE."""
+    _run_step(cloud_event, "view")
+
+
+@functions_framework.cloud_event
+def step_dead_letter(cloud_event: CloudEvent) -> None:
+    """Any step's dead-letter topic: the step and the tenant become FAILED."""
+    payload, attributes = pubsub_message(cloud_event)
+    reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
+    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
+        handle_step_dead_letter(payload, reason, get_services())
+
+
+STEP_FUNCTIONS = {
+    "subscription": step_subscription,
+    "quota": step_quota,
+    "dataset": step_dataset,
+    "view": step_view,
+}

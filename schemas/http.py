@@ -1,0 +1,155 @@
+"""HTTP request and response bodies of the onboarding API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.base import Contract, Part
+
+TenantStatus = Literal["PROVISIONING", "ACTIVE", "FAILED", "SUSPENDED", "OFFBOARDED"]
+
+
+class TenantRequest(Contract):
+    """The four values that identify an onboarding request (the dry-run body).
+
+    Formats are not enforced here: a malformed value is a failed check, so the operator
+    sees every problem at once.
+    """
+
+    tenant_id: str
+    company_name: str
+    admin_email: str
+    subscription_plan: str
+
+    def fingerprint_fields(self) -> tuple[str, str, str, str]:
+        """The values a passed dry run must match for onboarding."""
+        return (self.tenant_id, self.company_name, self.admin_email, self.subscription_plan)
+
+
+class OnboardRequest(TenantRequest):
+    """The onboarding body: the dry-run values plus destructive flags (default off)."""
+
+    force_recreate_dataset: bool = False
+    force_recreate_tables: bool = False
+
+
+class CheckResult(Part):
+    """One dry-run check."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class ValidationSummary(Part):
+    """Counts that always add up: total = passed + failed."""
+
+    total_checks: int
+    passed: int
+    failed: int
+    all_passed: bool
+
+
+class DryRunResponse(Contract):
+    """Result of a dry run; nothing was created."""
+
+    status: Literal["SUCCESS", "FAILED"]
+    validation_id: str
+    tenant_id: str
+    subscription_plan: str
+    checks: list[CheckResult]
+    validation_summary: ValidationSummary
+    message: str
+    ready_for_onboarding: bool
+    expires_at: str
+
+
+class OnboardAccepted(Contract):
+    """202: provisioning goes on in the background; the API key is shown this once."""
+
+    tenant_id: str
+    api_key: str
+    subscription_plan: str
+    status: TenantStatus
+    status_url: str
+    message: str
+
+
+class OnboardCompleted(Contract):
+    """201: the tenant is ACTIVE (returned when `?wait=N` saw the outcome)."""
+
+    tenant_id: str
+    api_key: str
+    subscription_plan: str
+    status: Literal["ACTIVE"]
+    dataset_created: bool
+    tables_created: list[str]
+    views_created: list[str]
+    message: str
+
+
+class StepStatus(Part):
+    """Progress of one provisioning step."""
+
+    name: str
+    status: str
+    attempts: int
+    error: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class TenantStatusResponse(Contract):
+    """Where a tenant stands, step by step."""
+
+    tenant_id: str
+    status: TenantStatus
+    subscription_plan: str
+    company_name: str
+    created_at: str
+    updated_at: str
+    steps: list[StepStatus]
+    error: str | None = None
+
+
+class TenantOverview(Contract):
+    """The tenant's row of `tenant_comprehensive_view`."""
+
+    tenant_id: str
+    company_name: str
+    admin_email: str
+    tenant_status: str
+    plan_name: str
+    subscription_status: str
+    subscription_daily_limit: int
+    subscription_monthly_limit: int
+    subscription_concurrent_limit: int
+    pipelines_run_today: int
+    pipelines_succeeded_today: int
+    pipelines_failed_today: int
+    quota_status: Literal["AVAILABLE", "EXCEEDED"]
+    daily_usage_percent: float
+
+
+class ErrorDetail(Part):
+    """A machine-readable code, the field at fault (if any) and a human message."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(Contract):
+    """Every error body: `{"error": {...}}`."""
+
+    error: ErrorDetail
+
+
+class HealthResponse(Contract):
+    """Liveness and which backends are wired."""
+
+    status: Literal["ok"]
+    backend: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,139 @@
+"""SqliteDocumentStore: Firestore-like documents and optimistic transactions on one SQLite file."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite
+from shared.ports import AlreadyExists, Document, DocumentStore, Transaction, TransactionConflict
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+) WITHOUT ROWID;
+"""
+
+_ABSENT = 0
+
+
+class _SqliteTransaction(Transaction):
+    def __init__(self, store: SqliteDocumentStore) -> None:
+        self._store = store
+        self.read_set: dict[tuple[str, str], int] = {}
+        self.writes: dict[tuple[str, str], tuple[str, Document | None]] = {}
+
+    def get(self, collection: str, doc_id: str) -> Document | None:
+        if self.writes:
+            raise RuntimeError("transactions must do all reads before writes")
+        data, revision = self._store._read(collection, doc_id)
+        self.read_set[(collection, doc_id)] = revision
+        return data
+
+    def create(self, collection: str, doc_id: str, data: Document) -> None:
+        self.writes[(collection, doc_id)] = ("create", _copy(data))
+
+    def set(self, collection: str, doc_id: str, data: Document) -> None:
+        self.writes[(collection, doc_id)] = ("set", _copy(data))
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self.writes[(collection, doc_id)] = ("delete", None)
+
+
+def _copy(data: Document) -> Document:
+    copied: Document = json.loads(json.dumps(data))
+    return copied
+
+
+class SqliteDocumentStore(DocumentStore):
+    """Documents as JSON rows with a revision; a commit checks every revision it read."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = ThreadLocalSqlite(path, _SCHEMA)
+
+    def _read(self, collection: str, doc_id: str) -> tuple[Document | None, int]:
+        row = (
+            self._db.connection()
+            .execute("SELECT data, revision FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id))
+            .fetchone()
+        )
+        if row is None:
+            return None, _ABSENT
+        data: Document = json.loads(row["data"])
+        return data, int(row["revision"])
+
+    def get(self, collection: str, doc_id: str) -> Document | None:
+        return self._read(collection, doc_id)[0]
+
+    def create(self, collection: str, doc_id: str, data: Document) -> bool:
+        cursor = self._db.connection().execute(
+            "INSERT OR IGNORE INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1)",
+            (collection, doc_id, json.dumps(data)),
+        )
+        return cursor.rowcount == 1
+
+    def set(self, collection: str, doc_id: str, data: Document) -> None:
+        self._db.connection().execute(
+            "INSERT INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (collection, doc_id) DO UPDATE SET data=excluded.data, revision=revision+1",
+            (collection, doc_id, json.dumps(data)),
+        )
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self._db.connection().execute("DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id))
+
+    def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
+        rows = (
+            self._db.connection()
+            .execute(
+                "SELECT data FROM documents WHERE collection=? AND json_extract(data, ?) = ? LIMIT ?",
+                (collection, f'$."{field}"', value, limit),
+            )
+            .fetchall()
+        )
+        return [json.loads(row["data"]) for row in rows]
+
+    def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
+        for attempt in range(max_attempts):
+            txn = _SqliteTransaction(self)
+            result = fn(txn)
+            if self._commit(txn):
+                return result
+            time.sleep(min(0.2, 0.002 * (2**attempt)) * random.random())
+        raise TransactionConflict(f"transaction still conflicting after {max_attempts} attempts")
+
+    def _commit(self, txn: _SqliteTransaction) -> bool:
+        if not txn.writes:
+            return True
+        conn = self._db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for (collection, doc_id), revision in txn.read_set.items():
+                if self._read(collection, doc_id)[1] != revision:
+                    conn.execute("ROLLBACK")
+                    return False
+            for (collection, doc_id), (op, data) in txn.writes.items():
+                if op == "create" and self._read(collection, doc_id)[0] is not None:
+                    raise AlreadyExists(f"{collection}/{doc_id} already exists")
+                if op == "delete":
+                    conn.execute("DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id))
+                else:
+                    self.set(collection, doc_id, data or {})
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._db.close()

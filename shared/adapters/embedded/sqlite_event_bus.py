@@ -1,0 +1,322 @@
+"""SqliteEventBus: a durable Pub/Sub stand-in with worker threads, leases, backoff and dead letters.
+
+It keeps Pub/Sub's promises and no more: every subscription gets each message at least
+once, in no particular order; a handler that raises or outlives its ack deadline gets the
+message again after an exponential backoff; after `max_attempts` the message goes to the
+subscription's dead-letter topic. Messages survive a restart because they live in SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite
+from shared.config import EventBusSettings
+from shared.ports import EventBus
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    dead_letter_topic TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    data BLOB NOT NULL,
+    attributes TEXT NOT NULL,
+    published_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    message_id TEXT NOT NULL,
+    subscription TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL,
+    last_error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (message_id, subscription)
+);
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (status, available_at);
+"""
+
+PENDING, ACKED, DEAD = "PENDING", "ACKED", "DEAD"
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One delivery of a message to a subscription, as a push endpoint would receive it."""
+
+    message_id: str
+    topic: str
+    subscription: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: float
+    delivery_attempt: int
+
+
+Handler = Callable[[ReceivedMessage], None]
+
+
+@dataclass
+class BusStats:
+    """Counters since start, for benchmarks and the chaos report."""
+
+    published: int = 0
+    deliveries: int = 0
+    acked: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        """Increment counters by name."""
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        with self.lock:
+            return {
+                "published": self.published,
+                "deliveries": self.deliveries,
+                "acked": self.acked,
+                "failed": self.failed,
+                "dead_lettered": self.dead_lettered,
+            }
+
+
+class SqliteEventBus(EventBus):
+    """Durable topics and subscriptions in one SQLite file, delivered by a pool of threads."""
+
+    def __init__(self, path: Path, settings: EventBusSettings) -> None:
+        self._db = ThreadLocalSqlite(path, _SCHEMA)
+        self._settings = settings
+        self._handlers: dict[str, Handler] = {}
+        self._wakeup = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stats = BusStats()
+
+    # --- topology -------------------------------------------------------------------------
+    def create_subscription(self, name: str, topic: str, dead_letter_topic: str | None = None) -> None:
+        """Create (or update) a durable subscription; later publishes to `topic` reach it."""
+        self._db.connection().execute(
+            "INSERT INTO subscriptions (name, topic, dead_letter_topic) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET topic=excluded.topic, dead_letter_topic=excluded.dead_letter_topic",
+            (name, topic, dead_letter_topic),
+        )
+
+    def subscribe(self, name: str, handler: Handler) -> None:
+        """Attach the in-process handler that workers call for subscription `name`."""
+        self._handlers[name] = handler
+
+    # --- publishing -----------------------------------------------------------------------
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        message_id = uuid.uuid4().hex
+        now = time.time()
+        conn = self._db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO messages (message_id, topic, data, attributes, published_at) VALUES (?, ?, ?, ?, ?)",
+                (message_id, topic, data, json.dumps(attributes or {}), now),
+            )
+            conn.execute(
+                "INSERT INTO deliveries (message_id, subscription, status, available_at, updated_at) "
+                "SELECT ?, name, ?, ?, ? FROM subscriptions WHERE topic = ?",
+                (message_id, PENDING, now, now, topic),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.stats.add(published=1)
+        with self._wakeup:
+            self._wakeup.notify_all()
+        return message_id
+
+    # --- delivery -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker threads (idempotent)."""
+        if self._threads:
+            return
+        self._stopping.clear()
+        for index in range(self._settings.workers):
+            thread = threading.Thread(target=self._work, name=f"event-bus-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the workers; deliveries in flight finish, unacked ones are redelivered later."""
+        self._stopping.set()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def close(self) -> None:
+        self.stop()
+        self._db.close()
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                delivered = self.deliver_one()
+            except Exception:
+                logger.exception("event bus worker failed to claim a delivery")
+                delivered = False
+            if not delivered:
+                with self._wakeup:
+                    self._wakeup.wait(self._settings.poll_interval_seconds)
+
+    def deliver_one(self) -> bool:
+        """Claim one ready delivery and run its handler; False when nothing was ready."""
+        claimed = self._claim()
+        if claimed is None:
+            return False
+        message, subscription = claimed
+        self.stats.add(deliveries=1)
+        try:
+            self._handlers[subscription](message)
+        except Exception as error:  # the handler's failure is the message's, never the worker's
+            self._nack(message, error)
+        else:
+            self._finish(message, ACKED, None)
+            self.stats.add(acked=1)
+        return True
+
+    def _claim(self) -> tuple[ReceivedMessage, str] | None:
+        if not self._handlers:
+            return None
+        names = list(self._handlers)
+        placeholders = ",".join("?" * len(names))
+        now = time.time()
+        conn = self._db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT d.message_id, d.subscription, d.attempts, m.topic, m.data, m.attributes, m.published_at "
+                "FROM deliveries d JOIN messages m USING (message_id) "
+                f"WHERE d.status = ? AND d.available_at <= ? AND d.subscription IN ({placeholders}) "
+                "ORDER BY d.available_at LIMIT 1",
+                (PENDING, now, *names),
+            ).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            attempts = int(row["attempts"]) + 1
+            conn.execute(
+                "UPDATE deliveries SET attempts=?, available_at=?, updated_at=? WHERE message_id=? AND subscription=?",
+                (attempts, now + self._settings.ack_deadline_seconds, now, row["message_id"], row["subscription"]),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        message = ReceivedMessage(
+            message_id=row["message_id"],
+            topic=row["topic"],
+            subscription=row["subscription"],
+            data=bytes(row["data"]),
+            attributes=json.loads(row["attributes"]),
+            publish_time=float(row["published_at"]),
+            delivery_attempt=attempts,
+        )
+        return message, row["subscription"]
+
+    def _nack(self, message: ReceivedMessage, error: Exception) -> None:
+        self.stats.add(failed=1)
+        reason = f"{type(error).__name__}: {error}"[:500]
+        if message.delivery_attempt >= self._settings.max_attempts:
+            self._dead_letter(message, reason)
+            return
+        backoff = min(
+            self._settings.max_backoff_seconds,
+            self._settings.min_backoff_seconds * (2 ** (message.delivery_attempt - 1)),
+        )
+        retry_at = time.time() + backoff * random.uniform(0.5, 1.0)
+        self._db.connection().execute(
+            "UPDATE deliveries SET available_at=?, last_error=?, updated_at=? WHERE message_id=? AND subscription=?",
+            (retry_at, reason, time.time(), message.message_id, message.subscription),
+        )
+        logger.warning(
+            "delivery failed, will retry",
+            extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
+        )
+
+    def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+        self._finish(message, DEAD, reason)
+        self.stats.add(dead_lettered=1)
+        row = (
+            self._db.connection()
+            .execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,))
+            .fetchone()
+        )
+        logger.error(
+            "delivery dead-lettered",
+            extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
+        )
+        if row is not None and row["dead_letter_topic"]:
+            attributes = dict(message.attributes)
+            attributes.update(
+                {
+                    "CloudPubSubDeadLetterSourceSubscription": message.subscription,
+                    "CloudPubSubDeadLetterSourceDeliveryCount": str(message.delivery_attempt),
+                    "dead_letter_reason": reason,
+                }
+            )
+            self.publish(row["dead_letter_topic"], message.data, attributes)
+
+    def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> None:
+        self._db.connection().execute(
+            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? "
+            "WHERE message_id=? AND subscription=?",
+            (status, reason, time.time(), message.message_id, message.subscription),
+        )
+
+    # --- inspection -----------------------------------------------------------------------
+    def pending_count(self) -> int:
+        """Deliveries not yet acknowledged or dead-lettered, over subscriptions with a handler."""
+        names = list(self._handlers) or [""]
+        placeholders = ",".join("?" * len(names))
+        row = (
+            self._db.connection()
+            .execute(
+                f"SELECT COUNT(*) AS n FROM deliveries WHERE status=? AND subscription IN ({placeholders})",
+                (PENDING, *names),
+            )
+            .fetchone()
+        )
+        return int(row["n"])
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no handled delivery is pending; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending_count() == 0:
+                return True
+            time.sleep(0.02)
+        return self.pending_count() == 0
+
+    def messages(self, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+        """Every message ever published to `topic` (data, attributes), oldest first."""
+        rows = (
+            self._db.connection()
+            .execute("SELECT data, attributes FROM messages WHERE topic=? ORDER BY published_at", (topic,))
+            .fetchall()
+        )
+        return [(bytes(row["data"]), json.loads(row["attributes"])) for row in rows]

@@ -1,0 +1,68 @@
+"""The one place that reads configuration and wires adapters into Services.
+
+`python -m shared.bootstrap` creates the central dataset and tables (idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.config import Settings, load_settings
+from shared.domain.plans import default_plans
+from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.logging_setup import configure_logging
+from shared.services import Credentials, Services
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    """Services for the configured backend (embedded by default)."""
+    settings = settings or load_settings()
+    if settings.backend == "gcp":
+        from shared.adapters.gcp.wiring import build_gcp_services
+
+        return build_gcp_services(settings)
+    return build_embedded_services(settings)
+
+
+def build_embedded_services(settings: Settings) -> Services:
+    """SQLite documents and bus, DuckDB warehouse, local key: everything under data_dir."""
+    from shared.adapters.embedded.duckdb_warehouse import DuckdbWarehouse
+    from shared.adapters.embedded.local_key_manager import LocalKeyManager
+    from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
+    from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
+
+    data_dir = settings.data_dir
+    keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)
+    documents = SqliteDocumentStore(data_dir / "documents.db")
+    bus = SqliteEventBus(data_dir / "events.db", settings.event_bus)
+    warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb")
+
+    def embedded_credentials() -> tuple[bool, str]:
+        return True, f"embedded backends: no Google credentials needed ({keys.describe()})"
+
+    return Services(
+        settings=settings,
+        documents=documents,
+        bus=bus,
+        warehouse=warehouse,
+        keys=keys,
+        plans=default_plans(),
+        credentials=Credentials(check=embedded_credentials),
+    )
+
+
+def main() -> None:
+    """Create the central dataset and tables for the configured backend."""
+    configure_logging()
+    services = build_services()
+    try:
+        tables = ensure_central_tables(services.warehouse, services.central)
+        logger.info("central tables ready", extra={"dataset": services.central, "tables": tables})
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Settings: `configs/settings/defaults.yml`, overridden by ONBOARDING_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Topics(_Strict):
+    """Pub/Sub topic names, one per step so each function has its own trigger."""
+
+    validations: str
+    subscription: str
+    quota: str
+    dataset: str
+    view: str
+    billing: str
+    lifecycle: str
+
+
+class EventBusSettings(_Strict):
+    """Delivery policy of the embedded bus (Pub/Sub's is set by deploy.sh)."""
+
+    workers: int = Field(ge=1, le=64)
+    max_attempts: int = Field(ge=1, le=100)
+    ack_deadline_seconds: float = Field(gt=0)
+    min_backoff_seconds: float = Field(ge=0)
+    max_backoff_seconds: float = Field(gt=0)
+    poll_interval_seconds: float = Field(gt=0)
+
+
+class HttpSettings(_Strict):
+    """Limits of the HTTP functions."""
+
+    max_body_bytes: int = Field(gt=0)
+    max_wait_seconds: int = Field(ge=0)
+
+
+class GcpSettings(_Strict):
+    """Where the Google Cloud backends live."""
+
+    project: str = ""
+    region: str = ""
+    kms_key_name: str = ""
+    bigquery_location: str = "US"
+    bigquery_api_endpoint: str = ""
+    kms_api_endpoint: str = ""
+
+
+class Settings(_Strict):
+    """Everything the bootstrap needs to wire adapters."""
+
+    backend: Literal["embedded", "gcp"]
+    environment: Literal["development", "production"]
+    data_dir: Path
+    central_dataset: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,1023}$")
+    topics: Topics
+    event_bus: EventBusSettings
+    http: HttpSettings
+    gcp: GcpSettings
+    faults: str = ""
+    faults_seed: int | None = None
+
+    @property
+    def production(self) -> bool:
+        """True when running for real customers: local keys and fault injection are refused."""
+        return self.environment == "production"
+
+
+_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "ONBOARDING_BACKEND": ("backend",),
+    "ONBOARDING_ENV": ("environment",),
+    "ONBOARDING_DATA_DIR": ("data_dir",),
+    "ONBOARDING_CENTRAL_DATASET": ("central_dataset",),
+    "ONBOARDING_FAULTS": ("faults",),
+    "ONBOARDING_FAULTS_SEED": ("faults_seed",),
+    "ONBOARDING_BUS_WORKERS": ("event_bus", "workers"),
+    "ONBOARDING_BUS_MAX_ATTEMPTS": ("event_bus", "max_attempts"),
+    "ONBOARDING_BUS_MIN_BACKOFF_SECONDS": ("event_bus", "min_backoff_seconds"),
+    "ONBOARDING_BUS_MAX_BACKOFF_SECONDS": ("event_bus", "max_backoff_seconds"),
+    "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
+    "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
+    "ONBOARDING_GCP_REGION": ("gcp", "region"),
+    "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),
+    "ONBOARDING_BIGQUERY_LOCATION": ("gcp", "bigquery_location"),
+    "BIGQUERY_API_ENDPOINT": ("gcp", "bigquery_api_endpoint"),
+    "KMS_API_ENDPOINT": ("gcp", "kms_api_endpoint"),
+}
+
+
+def _apply(raw: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    node = raw
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read the defaults file and apply environment overrides."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "settings" / "defaults.yml").read_text())
+    for name, path in _ENV_OVERRIDES.items():
+        if env.get(name):
+            _apply(raw, path, env[name])
+    settings = Settings.model_validate(raw)
+    if not settings.data_dir.is_absolute():
+        settings = settings.model_copy(update={"data_dir": REPO_ROOT / settings.data_dir})
+    return settings

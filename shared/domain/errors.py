@@ -1,0 +1,97 @@
+"""Domain errors; each maps to one HTTP status (requests) or one retry decision (events)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A refusal the client can act on: code, HTTP status, the field at fault, a message."""
+
+    code = "ERROR"
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequest(DomainError):
+    """The body or a parameter is missing, of the wrong type or out of range."""
+
+    code, status = "INVALID_REQUEST", 422
+
+
+class InvalidJson(DomainError):
+    """The body is not JSON."""
+
+    code, status = "INVALID_JSON", 400
+
+
+class PayloadTooLarge(DomainError):
+    """The body is over the size limit."""
+
+    code, status = "PAYLOAD_TOO_LARGE", 413
+
+
+class RouteNotFound(DomainError):
+    """No such route."""
+
+    code, status = "NOT_FOUND", 404
+
+
+class MethodNotAllowed(DomainError):
+    """The route exists, the method does not."""
+
+    code, status = "METHOD_NOT_ALLOWED", 405
+
+
+class DryRunRequired(DomainError):
+    """Onboarding needs a passed, unexpired dry run for the same four values."""
+
+    code, status = "DRYRUN_REQUIRED", 412
+
+
+class TenantExists(DomainError):
+    """The tenant already exists."""
+
+    code, status = "TENANT_EXISTS", 409
+
+
+class IdempotencyKeyReused(DomainError):
+    """An Idempotency-Key was reused with a different request."""
+
+    code, status = "IDEMPOTENCY_KEY_REUSED", 422
+
+
+class TenantNotFound(DomainError):
+    """No tenant with this id."""
+
+    code, status = "TENANT_NOT_FOUND", 404
+
+
+class TenantNotReady(DomainError):
+    """The tenant exists but is not ACTIVE yet."""
+
+    code, status = "TENANT_NOT_READY", 409
+
+
+class Unauthorized(DomainError):
+    """No API key, or one we do not know."""
+
+    code, status = "UNAUTHORIZED", 401
+
+
+class Forbidden(DomainError):
+    """A valid API key of another tenant."""
+
+    code, status = "FORBIDDEN", 403
+
+
+class ServiceUnavailable(DomainError):
+    """A backend failed; the request changed nothing and may be retried."""
+
+    code, status = "SERVICE_UNAVAILABLE", 503
+
+
+class PermanentEventError(Exception):
+    """An event that can never succeed (bad schema, unknown tenant): dead-letter it, do not retry."""

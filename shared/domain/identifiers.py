@@ -1,0 +1,31 @@
+"""Tenant ids double as BigQuery dataset names, so they are checked before any use."""
+
+from __future__ import annotations
+
+import re
+
+TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
+# Names the warehouse keeps for itself; a tenant dataset must never collide with them.
+RESERVED_DATASET_NAMES = frozenset({"main", "information_schema", "pg_catalog", "temp", "system"})
+
+
+def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) -> str | None:
+    """Why `tenant_id` is not a usable tenant id and dataset name, or None if it is."""
+    if not tenant_id.isascii():
+        return "tenant_id must use ASCII letters, digits and underscores only"
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        if not 3 <= len(tenant_id) <= 50:
+            return f"tenant_id must be 3 to 50 characters long (got {len(tenant_id)})"
+        return "tenant_id may contain only letters, digits and underscores"
+    if tenant_id.startswith("_"):
+        return "tenant_id must not start with an underscore (BigQuery hides such datasets)"
+    if tenant_id.lower() in RESERVED_DATASET_NAMES | {name.lower() for name in reserved}:
+        return f"tenant_id '{tenant_id}' is a reserved dataset name"
+    return None
+
+
+def dataset_identifier(name: str) -> str:
+    """`name` if it is safe to splice into SQL as a dataset name; raises ValueError otherwise."""
+    if not TENANT_ID_PATTERN.fullmatch(name) and not re.fullmatch(r"^[A-Za-z][A-Za-z0-9_]{0,1023}$", name):
+        raise ValueError("not a valid dataset name")
+    return name

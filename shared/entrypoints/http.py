@@ -1,0 +1,123 @@
+"""HTTP plumbing shared by the HTTP functions: routing, JSON bodies, errors as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+from werkzeug.exceptions import NotFound as WerkzeugNotFound
+from werkzeug.routing import Map, Rule
+
+from schemas.http import ErrorDetail, ErrorResponse
+from shared.domain.errors import (
+    DomainError,
+    InvalidJson,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RouteNotFound,
+    ServiceUnavailable,
+)
+from shared.ports import BackendError
+
+logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+View = Callable[..., flask.Response]
+
+_PYDANTIC_CODES = {
+    "missing": "MISSING_FIELD",
+    "extra_forbidden": "UNKNOWN_FIELD",
+}
+
+
+def json_response(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """A JSON response from a contract or a dict."""
+    payload = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
+    return flask.Response(payload, status=status, mimetype="application/json", headers=headers)
+
+
+def error_response(error: DomainError, headers: dict[str, str] | None = None) -> flask.Response:
+    """`{"error": {code, message, field}}` with the error's status."""
+    body = ErrorResponse(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
+    return json_response(body, error.status, headers)
+
+
+def read_json(request: flask.Request, model: type[M], max_bytes: int) -> M:
+    """Parse a bounded JSON object body into `model`; DomainErrors say what is wrong."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body is over {max_bytes} bytes")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"body is over {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidJson(f"body is not valid JSON: {error.__class__.__name__}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("body must be a JSON object")
+    return validate(model, data)
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """`model` from `data`, or InvalidRequest naming the first field at fault."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        first = problems[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        summary = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
+        invalid = InvalidRequest(summary, field=field)
+        invalid.code = _PYDANTIC_CODES.get(first["type"], "INVALID_TYPE" if first["type"].endswith("_type") else "INVALID_VALUE")
+        raise invalid from None
+
+
+class Router:
+    """Maps paths to views with werkzeug's rules (a static path beats a pattern), then checks the method.
+
+    Matching the path before the method makes `GET /api/v1/tenants/onboard` a 405, not a
+    look-up of a tenant called "onboard".
+    """
+
+    def __init__(self, routes: Sequence[tuple[str, str, View]]) -> None:
+        self._views: dict[str, dict[str, View]] = {}
+        for method, path, view in routes:
+            self._views.setdefault(path, {})[method] = view
+        self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._views])
+
+    def dispatch(self, request: flask.Request) -> flask.Response:
+        """Run the matching view; every failure becomes a JSON error, never a stack trace."""
+        try:
+            template, arguments = self._map.bind("localhost").match(request.path, method="GET")
+        except (WerkzeugNotFound, WerkzeugMethodNotAllowed):
+            return error_response(RouteNotFound(f"no route {request.path}"))
+        views = self._views[str(template)]
+        view = views.get(request.method) or (views.get("GET") if request.method == "HEAD" else None)
+        if view is None:
+            allowed = ", ".join(sorted(views))
+            return error_response(
+                MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed}
+            )
+        return guarded(lambda: view(request, **arguments))
+
+
+def guarded(call: Callable[[], flask.Response]) -> flask.Response:
+    """Map domain errors to their status, backend failures to 503, anything else to a bare 500."""
+    try:
+        return call()
+    except DomainError as error:
+        return error_response(error)
+    except BackendError as error:
+        logger.warning("backend failure", extra={"error_type": type(error).__name__, "reason": str(error)[:300]})
+        return error_response(
+            ServiceUnavailable("a backend is unavailable; nothing was changed, retry later"), {"Retry-After": "1"}
+        )
+    except Exception:
+        logger.exception("unhandled error")
+        body = ErrorResponse(error=ErrorDetail(code="INTERNAL", message="internal error"))
+        return json_response(body, 500)

@@ -1,0 +1,125 @@
+"""The eight dry-run checks. Each returns (passed, detail) and never raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from email_validator import EmailNotValidError, validate_email
+
+from schemas.http import CheckResult, TenantRequest
+from shared.domain.dryrun_config import CHECK_NAMES, load_dryrun_config
+from shared.domain.identifiers import tenant_id_problem
+from shared.handlers.warehouse_setup import expected_central_columns
+from shared.ports import BackendError
+from shared.services import TENANTS, Services
+
+Outcome = tuple[bool, str]
+Check = Callable[[TenantRequest, Services], Outcome]
+
+
+def tenant_id_format(request: TenantRequest, services: Services) -> Outcome:
+    """Letters, digits, underscore; 3-50 characters; a valid, unreserved dataset name."""
+    problem = tenant_id_problem(request.tenant_id, reserved=frozenset({services.central}))
+    if problem:
+        return False, problem
+    return True, f"'{request.tenant_id}' is a valid tenant id and dataset name"
+
+
+def email_format(request: TenantRequest, services: Services) -> Outcome:
+    """A syntactically valid address (no DNS look-up)."""
+    try:
+        validate_email(request.admin_email, check_deliverability=False)
+    except EmailNotValidError as error:
+        return False, f"admin_email is not valid: {error}"
+    return True, "admin_email is a valid address"
+
+
+def gcp_credentials(request: TenantRequest, services: Services) -> Outcome:
+    """The configured backends can authenticate."""
+    return services.credentials.check()
+
+
+def bigquery_connectivity(request: TenantRequest, services: Services) -> Outcome:
+    """The warehouse answers SELECT 1."""
+    services.warehouse.ping()
+    return True, f"warehouse answered SELECT 1 ({services.settings.backend} backend)"
+
+
+def subscription_plan(request: TenantRequest, services: Services) -> Outcome:
+    """The plan is one we sell."""
+    plan = services.plans.get(request.subscription_plan)
+    if plan is None:
+        known = ", ".join(sorted(services.plans.plans))
+        return False, f"unknown subscription_plan '{request.subscription_plan}' (plans: {known})"
+    return True, (
+        f"{plan.name}: {plan.daily_pipeline_limit} pipelines/day, {plan.monthly_pipeline_limit}/month, "
+        f"{plan.concurrent_pipeline_limit} concurrent"
+    )
+
+
+def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
+    """No tenant with this id, and no dataset of that name owned by a tenant."""
+    if tenant_id_problem(request.tenant_id, reserved=frozenset({services.central})):
+        return False, "not checked: the tenant id is not valid"
+    state = services.documents.get(TENANTS, request.tenant_id)
+    if state is not None:
+        return False, f"tenant '{request.tenant_id}' already exists (status {state.get('status')})"
+    if services.warehouse.dataset_exists(request.tenant_id):
+        return True, (
+            f"no tenant '{request.tenant_id}', but an orphan dataset of that name exists: onboarding reuses it, "
+            "force_recreate_dataset replaces it"
+        )
+    return True, f"no tenant or dataset named '{request.tenant_id}' yet"
+
+
+def central_tables(request: TenantRequest, services: Services) -> Outcome:
+    """All four central tables exist with the expected columns."""
+    problems = []
+    expected = expected_central_columns(services.central)
+    for table, columns in expected.items():
+        actual = services.warehouse.table_columns(services.central, table)
+        if actual is None:
+            problems.append(f"{table} is missing")
+            continue
+        missing = [f"{name} {kind}" for name, kind in columns.items() if actual.get(name) != kind]
+        if missing:
+            problems.append(f"{table} lacks {', '.join(missing)}")
+    if problems:
+        return False, "; ".join(problems) + " (run the bootstrap command)"
+    return True, f"{len(expected)} central tables present in {services.central} with expected columns"
+
+
+def dryrun_config(request: TenantRequest, services: Services) -> Outcome:
+    """The dry-run config file loads and validates."""
+    config = load_dryrun_config()
+    enabled = sum(config.checks.values())
+    return (
+        True,
+        f"dryrun.yml v{config.version}: {enabled}/{len(CHECK_NAMES)} checks enabled, TTL {config.validation_ttl_minutes} min",
+    )
+
+
+CHECKS: dict[str, Check] = {
+    "tenant_id_format": tenant_id_format,
+    "email_format": email_format,
+    "gcp_credentials": gcp_credentials,
+    "bigquery_connectivity": bigquery_connectivity,
+    "subscription_plan": subscription_plan,
+    "tenant_existence": tenant_existence,
+    "central_tables": central_tables,
+    "dryrun_config": dryrun_config,
+}
+assert tuple(CHECKS) == CHECK_NAMES
+
+
+def run_check(name: str, enabled: bool, request: TenantRequest, services: Services) -> CheckResult:
+    """Run one check, turning any failure of a backend or the config into a failed result."""
+    if not enabled:
+        return CheckResult(name=name, passed=True, detail="disabled in dryrun.yml")
+    try:
+        passed, detail = CHECKS[name](request, services)
+    except BackendError as error:
+        passed, detail = False, f"backend error: {type(error).__name__}: {error}"[:300]
+    except Exception as error:  # a check must report, never crash the dry run
+        passed, detail = False, f"{type(error).__name__}: {error}"[:300]
+    return CheckResult(name=name, passed=passed, detail=detail)

@@ -1,0 +1,194 @@
+"""Onboard: after a passed dry run, create the state document and API key, then publish the steps."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.events import StepRequested
+from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
+from shared.domain.api_keys import generate_api_key, hash_api_key
+from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
+from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, initial_steps
+from shared.handlers.dryrun import request_fingerprint
+from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
+from shared.handlers.publishing import publish_event
+from shared.ports import BackendError, Transaction
+from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANTS, VALIDATIONS, Services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OnboardResult:
+    """What the HTTP layer needs: the 202 body (with the key) and whether it was a replay."""
+
+    accepted: OnboardAccepted
+    replayed: bool
+
+
+def status_url(tenant_id: str) -> str:
+    """Where to poll the tenant's progress."""
+    return f"/api/v1/tenants/{tenant_id}"
+
+
+def step_event_id(tenant_id: str, step: str, generation: int) -> str:
+    """Deterministic: a republished step command is recognized as the same event."""
+    return f"{tenant_id}.{step}.{generation}"
+
+
+def publish_step(services: Services, state: TenantState, step: str) -> None:
+    """Publish the command for one step of `state` on that step's topic."""
+    generation = state.steps[step].generation
+    command = StepRequested(
+        event_id=step_event_id(state.tenant_id, step, generation),
+        tenant_id=state.tenant_id,
+        step=step,  # type: ignore[arg-type]
+        generation=generation,
+        force_recreate_dataset=state.force_recreate_dataset,
+        force_recreate_tables=state.force_recreate_tables,
+        occurred_at=services.now(),
+    )
+    publish_event(services, getattr(services.settings.topics, step), command, tenant_id=state.tenant_id)
+
+
+def _idempotency_doc_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
+    for record in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
+        if record.get("ready_for_onboarding") and datetime.fromisoformat(record["expires_at"]) > now:
+            return
+    raise DryRunRequired(
+        "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",
+        field="tenant_id",
+    )
+
+
+def _replay(record: dict[str, Any], services: Services) -> OnboardResult:
+    key_doc = services.documents.get(API_KEYS, record["api_key_hash"])
+    if key_doc is None:
+        raise BackendError("the key of the original response is gone")
+    ciphertext = base64.b64decode(key_doc["ciphertext"])
+    api_key = services.keys.decrypt(ciphertext, record["tenant_id"].encode()).decode()
+    accepted = OnboardAccepted.model_validate({**record["response"], "api_key": api_key})
+    return OnboardResult(accepted=accepted, replayed=True)
+
+
+def onboard(request: OnboardRequest, idempotency_key: str | None, services: Services) -> OnboardResult:
+    """Create the tenant (state document, API key) and start its provisioning steps."""
+    fingerprint = request_fingerprint(request)
+    idempotency_id = _idempotency_doc_id(idempotency_key) if idempotency_key else None
+    if idempotency_id:
+        record = services.documents.get(IDEMPOTENCY_KEYS, idempotency_id)
+        if record is not None:
+            if record["fingerprint"] != fingerprint:
+                raise IdempotencyKeyReused("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+            return _replay(record, services)
+    _require_passed_dry_run(request, fingerprint, services.clock(), services)
+    if services.documents.get(TENANTS, request.tenant_id) is not None:
+        raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
+
+    api_key = generate_api_key(request.tenant_id)
+    key_hash = hash_api_key(api_key)
+    ciphertext = services.keys.encrypt(api_key.encode(), request.tenant_id.encode())
+    now = services.now()
+    accepted = OnboardAccepted(
+        tenant_id=request.tenant_id,
+        api_key=api_key,
+        subscription_plan=request.subscription_plan,
+        status="PROVISIONING",
+        status_url=status_url(request.tenant_id),
+        message="Tenant accepted; provisioning has started",
+    )
+    state = TenantState(
+        tenant_id=request.tenant_id,
+        company_name=request.company_name,
+        admin_email=request.admin_email,
+        subscription_plan=request.subscription_plan,
+        status="PROVISIONING",
+        steps=initial_steps(),
+        api_key_hash=key_hash,
+        request_fingerprint=fingerprint,
+        created_at=now,
+        updated_at=now,
+        force_recreate_dataset=request.force_recreate_dataset,
+        force_recreate_tables=request.force_recreate_tables,
+    )
+    key_doc = {
+        "tenant_id": request.tenant_id,
+        "status": "ACTIVE",
+        "ciphertext": base64.b64encode(ciphertext).decode(),
+        "key_manager": services.keys.describe(),
+        "created_at": now,
+    }
+
+    def create(txn: Transaction) -> dict[str, Any] | None:
+        existing_record = txn.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
+        existing_tenant = txn.get(TENANTS, request.tenant_id)
+        if existing_record is not None:
+            return existing_record
+        if existing_tenant is not None:
+            raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
+        txn.create(TENANTS, request.tenant_id, state.model_dump())
+        txn.create(API_KEYS, key_hash, key_doc)
+        if idempotency_id:
+            response = accepted.model_dump(exclude={"api_key"})
+            txn.create(
+                IDEMPOTENCY_KEYS,
+                idempotency_id,
+                {"fingerprint": fingerprint, "tenant_id": request.tenant_id, "api_key_hash": key_hash, "response": response},
+            )
+        return None
+
+    concurrent_record = services.documents.run_transaction(create)
+    if concurrent_record is not None:
+        if concurrent_record["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+        return _replay(concurrent_record, services)
+
+    logger.info("tenant accepted", extra={"tenant_id": request.tenant_id})
+    for step in PREREQUISITE_STEPS:
+        try:
+            publish_step(services, state, step)
+        except BackendError:
+            # The tenant exists now; the reconciler republishes pending steps.
+            logger.exception(
+                "step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step}
+            )
+    return OnboardResult(accepted=accepted, replayed=False)
+
+
+def wait_for_outcome(tenant_id: str, seconds: float, services: Services) -> TenantState | None:
+    """Poll the state document until the tenant is no longer PROVISIONING or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        raw = services.documents.get(TENANTS, tenant_id)
+        state = TenantState.model_validate(raw) if raw is not None else None
+        if state is not None and state.status != "PROVISIONING":
+            return state
+        if time.monotonic() >= deadline:
+            return state
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.2)
+
+
+def completed_body(accepted: OnboardAccepted, state: TenantState) -> OnboardCompleted:
+    """The 201 body once the tenant is ACTIVE."""
+    return OnboardCompleted(
+        tenant_id=accepted.tenant_id,
+        api_key=accepted.api_key,
+        subscription_plan=accepted.subscription_plan,
+        status="ACTIVE",
+        dataset_created=state.dataset_created,
+        tables_created=[VALIDATION_TABLE],
+        views_created=[COMPREHENSIVE_VIEW],
+        message="Tenant onboarded successfully",
+    )

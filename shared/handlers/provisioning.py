@@ -1,0 +1,112 @@
+"""The side effect of each provisioning step, idempotent by construction (MERGE, IF NOT EXISTS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from schemas.events import StepRequested
+from shared import sql
+from shared.domain.errors import PermanentEventError
+from shared.domain.plans import Plan
+from shared.domain.tenant import TenantState
+from shared.services import Services
+
+VALIDATION_TABLE = "onboarding_validation_test"
+COMPREHENSIVE_VIEW = "tenant_comprehensive_view"
+VALIDATION_PIPELINE = "onboarding_validation"
+
+
+def plan_of(state: TenantState, services: Services) -> Plan:
+    """The tenant's plan from the catalog; a plan that vanished from config cannot be retried into existence."""
+    plan = services.plans.get(state.subscription_plan)
+    if plan is None:
+        raise PermanentEventError(f"plan {state.subscription_plan} is not in plans.yml")
+    return plan
+
+
+def plan_params(plan: Plan) -> dict[str, Any]:
+    """The plan's limits as query parameters."""
+    return {
+        "daily_limit": plan.daily_pipeline_limit,
+        "monthly_limit": plan.monthly_pipeline_limit,
+        "concurrent_limit": plan.concurrent_pipeline_limit,
+    }
+
+
+def provision_subscription(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
+    """Profile row (new ones start PROVISIONING) and the subscription row with the plan's limits."""
+    warehouse, central = services.warehouse, services.central
+    warehouse.execute(
+        sql.render("upsert_profile", central=central),
+        {
+            "tenant_id": state.tenant_id,
+            "company_name": state.company_name,
+            "admin_email": state.admin_email,
+            "status": "PROVISIONING",
+        },
+    )
+    plan = plan_of(state, services)
+    warehouse.execute(
+        sql.render("upsert_subscription", central=central),
+        {"tenant_id": state.tenant_id, "plan_name": plan.name, "status": "ACTIVE", **plan_params(plan)},
+    )
+    return {}
+
+
+def refresh_usage_quota(tenant_id: str, plan: Plan, services: Services) -> None:
+    """Today's usage-quota row, recounted from today's runs (safe to repeat)."""
+    services.warehouse.execute(
+        sql.render("upsert_usage_quota", central=services.central), {"tenant_id": tenant_id, **plan_params(plan)}
+    )
+
+
+def provision_quota(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
+    """Today's usage-quota row with the plan's limits."""
+    refresh_usage_quota(state.tenant_id, plan_of(state, services), services)
+    return {}
+
+
+def provision_dataset(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
+    """The tenant's dataset and its validation table."""
+    warehouse = services.warehouse
+    created = warehouse.create_dataset(state.tenant_id)
+    for statement in sql.statements(sql.render("tenant_tables", dataset=state.tenant_id)):
+        warehouse.execute(statement)
+    return {"dataset_created": created or state.dataset_created}
+
+
+def provision_view(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
+    """The view, a validation row written and read back, the validation run, then the view read."""
+    warehouse, central, tenant_id = services.warehouse, services.central, state.tenant_id
+    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": tenant_id, "status": "ACTIVE"})
+    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
+    row_id = f"{tenant_id}_onboarding_validation"
+    warehouse.execute(
+        sql.render("upsert_validation_row", dataset=tenant_id),
+        {"id": row_id, "test_message": f"onboarding validation for {tenant_id}"},
+    )
+    if not warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id}):
+        raise RuntimeError("validation row written but not read back")
+    warehouse.execute(
+        sql.render("record_pipeline_run", central=central),
+        {
+            "run_id": f"{tenant_id}.{VALIDATION_PIPELINE}.{command.generation}",
+            "tenant_id": tenant_id,
+            "pipeline_name": VALIDATION_PIPELINE,
+            "status": "SUCCEEDED",
+        },
+    )
+    refresh_usage_quota(tenant_id, plan_of(state, services), services)
+    rows = warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
+    if len(rows) != 1 or rows[0]["tenant_status"] != "ACTIVE":
+        raise RuntimeError(f"{COMPREHENSIVE_VIEW} returned {len(rows)} rows instead of one ACTIVE row")
+    return {}
+
+
+STEP_ACTIONS: dict[str, Callable[[TenantState, StepRequested, Services], dict[str, Any]]] = {
+    "subscription": provision_subscription,
+    "quota": provision_quota,
+    "dataset": provision_dataset,
+    "view": provision_view,
+}

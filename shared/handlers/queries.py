@@ -1,0 +1,65 @@
+"""Read side: a tenant's status (operators) and its comprehensive view (the tenant, by API key)."""
+
+from __future__ import annotations
+
+from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
+from shared import sql
+from shared.domain.api_keys import hash_api_key
+from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, Unauthorized
+from shared.domain.identifiers import tenant_id_problem
+from shared.handlers.steps import load_tenant
+from shared.services import API_KEYS, Services
+
+
+def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
+    """Status, plan and every step of a tenant; TenantNotFound if unknown."""
+    state = load_tenant(services, tenant_id) if tenant_id_problem(tenant_id) is None else None
+    if state is None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    return TenantStatusResponse(
+        tenant_id=state.tenant_id,
+        status=state.status,
+        subscription_plan=state.subscription_plan,
+        company_name=state.company_name,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        error=state.error,
+        steps=[
+            StepStatus(
+                name=name,
+                status=step.status,
+                attempts=step.attempts,
+                error=step.error,
+                started_at=step.started_at,
+                completed_at=step.completed_at,
+            )
+            for name, step in state.steps.items()
+        ],
+    )
+
+
+def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
+    """401 without a known, active key; 403 with another tenant's key."""
+    if not api_key:
+        raise Unauthorized("X-API-Key header is required", field="X-API-Key")
+    key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
+    if key_doc is None or key_doc.get("status") != "ACTIVE":
+        raise Unauthorized("API key is not valid", field="X-API-Key")
+    if key_doc["tenant_id"] != tenant_id:
+        raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
+
+
+def tenant_overview(tenant_id: str, api_key: str | None, services: Services) -> TenantOverview:
+    """The tenant's row of tenant_comprehensive_view."""
+    authenticate(tenant_id, api_key, services)
+    state = load_tenant(services, tenant_id)
+    if state is None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    if state.status in {"PROVISIONING", "FAILED"}:
+        raise TenantNotReady(f"tenant '{tenant_id}' is {state.status}", field="tenant_id")
+    rows = services.warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
+    if not rows:
+        raise TenantNotReady(f"tenant '{tenant_id}' has no overview row yet", field="tenant_id")
+    row = rows[0]
+    row["daily_usage_percent"] = float(row["daily_usage_percent"] or 0.0)
+    return TenantOverview.model_validate(row, strict=False)

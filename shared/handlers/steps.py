@@ -1,0 +1,111 @@
+"""Step handler: dedupe, run the step's side effect, mark it done in a transaction, fan in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from schemas.events import StepRequested
+from shared.domain import tenant as transitions
+from shared.domain.errors import PermanentEventError
+from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.handlers.onboard import publish_step
+from shared.handlers.provisioning import STEP_ACTIONS
+from shared.ports import Transaction
+from shared.services import PROCESSED_EVENTS, TENANTS, Services
+
+logger = logging.getLogger(__name__)
+
+
+def update_tenant(services: Services, tenant_id: str, change: Callable[[TenantState], TenantState | None]) -> TenantState | None:
+    """Read-modify-write of the state document in a transaction; `change` returns None to leave it."""
+
+    def apply(txn: Transaction) -> TenantState | None:
+        raw = txn.get(TENANTS, tenant_id)
+        if raw is None:
+            raise PermanentEventError(f"unknown tenant {tenant_id}")
+        current = TenantState.model_validate(raw)
+        updated = change(current)
+        if updated is not None:
+            txn.set(TENANTS, tenant_id, updated.model_dump())
+        return updated
+
+    return services.documents.run_transaction(apply)
+
+
+def load_tenant(services: Services, tenant_id: str) -> TenantState | None:
+    """The state document, or None."""
+    raw = services.documents.get(TENANTS, tenant_id)
+    return TenantState.model_validate(raw) if raw is not None else None
+
+
+def handle_step(command: StepRequested, services: Services) -> str:
+    """Run one provisioning step at least once in effect; returns what happened, for logs and tests."""
+    if services.documents.get(PROCESSED_EVENTS, command.event_id) is not None:
+        return "duplicate"
+    state = load_tenant(services, command.tenant_id)
+    if state is None:
+        raise PermanentEventError(f"unknown tenant {command.tenant_id}")
+    step = state.step(command.step)
+    if command.generation < step.generation:
+        _mark_processed(services, command, "stale")
+        return "stale"
+    if step.status == "DONE":
+        _republish_view_if_waiting(services, state)
+        _mark_processed(services, command, "already_done")
+        return "already_done"
+    if command.step == FINAL_STEP and not state.prerequisites_done():
+        raise RuntimeError("view step delivered before its prerequisites were done")
+
+    state = (
+        update_tenant(services, command.tenant_id, lambda s: transitions.begin_attempt(s, command.step, services.now())) or state
+    )
+    try:
+        facts = STEP_ACTIONS[command.step](state, command, services)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"[:500]
+        update_tenant(services, command.tenant_id, lambda s: transitions.record_failure(s, command.step, reason, services.now()))
+        raise
+
+    released: list[bool] = []
+
+    def complete(current: TenantState) -> TenantState | None:
+        released.clear()
+        if current.step(command.step).status == "DONE":
+            return None
+        updated, releases_view = transitions.complete_step(current, command.step, services.now())
+        released.append(releases_view)
+        return updated.model_copy(update=_known_facts(facts))
+
+    completed = update_tenant(services, command.tenant_id, complete)
+    if released and released[0] and completed is not None:
+        publish_step(services, completed, FINAL_STEP)
+    _mark_processed(services, command, "done")
+    logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
+    return "done"
+
+
+def _known_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in facts.items() if key in TenantState.model_fields}
+
+
+def _republish_view_if_waiting(services: Services, state: TenantState) -> None:
+    """A crash between completing the last prerequisite and publishing the view is healed here."""
+    view = state.step(FINAL_STEP)
+    if state.prerequisites_done() and view.status == "PENDING" and view.attempts == 0:
+        publish_step(services, state, FINAL_STEP)
+
+
+def _mark_processed(services: Services, command: StepRequested, outcome: str) -> None:
+    services.documents.create(
+        PROCESSED_EVENTS,
+        command.event_id,
+        {
+            "event_id": command.event_id,
+            "tenant_id": command.tenant_id,
+            "step": command.step,
+            "outcome": outcome,
+            "processed_at": services.now(),
+        },
+    )

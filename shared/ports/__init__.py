@@ -1,0 +1,30 @@
+"""Ports: the small interfaces the domain talks to; adapters implement them per backend."""
+
+from shared.ports.document_store import Document, DocumentStore, Transaction
+from shared.ports.errors import (
+    AlreadyExists,
+    BackendError,
+    BackendUnavailable,
+    DecryptionFailed,
+    NotFound,
+    TransactionConflict,
+)
+from shared.ports.event_bus import EventBus
+from shared.ports.key_manager import KeyManager
+from shared.ports.warehouse import Row, Warehouse
+
+__all__ = [
+    "AlreadyExists",
+    "BackendError",
+    "BackendUnavailable",
+    "DecryptionFailed",
+    "Document",
+    "DocumentStore",
+    "EventBus",
+    "KeyManager",
+    "NotFound",
+    "Row",
+    "Transaction",
+    "TransactionConflict",
+    "Warehouse",
+]

@@ -1,0 +1,62 @@
+"""The dependencies every handler receives: ports, configuration and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.config import Settings
+from shared.domain.plans import PlanCatalog
+from shared.ports import DocumentStore, EventBus, KeyManager, Warehouse
+
+TENANTS = "tenants"
+VALIDATIONS = "validations"
+API_KEYS = "api_keys"
+PROCESSED_EVENTS = "processed_events"
+IDEMPOTENCY_KEYS = "idempotency_keys"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with a Z suffix."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Credentials:
+    """How the gcp_credentials check learns whether this deployment can reach its cloud."""
+
+    check: Callable[[], tuple[bool, str]]
+
+
+@dataclass
+class Services:
+    """Ports and configuration, wired once per process by `shared.bootstrap`."""
+
+    settings: Settings
+    documents: DocumentStore
+    bus: EventBus
+    warehouse: Warehouse
+    keys: KeyManager
+    plans: PlanCatalog
+    credentials: Credentials
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def now(self) -> str:
+        """The current time as an ISO string."""
+        return iso(self.clock())
+
+    @property
+    def central(self) -> str:
+        """The central dataset's name."""
+        return self.settings.central_dataset
+
+    def close(self) -> None:
+        """Release every adapter."""
+        for port in (self.bus, self.documents, self.warehouse):
+            port.close()

@@ -1,0 +1,1 @@
+SELECT * FROM `{dataset}.tenant_comprehensive_view`

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
 
 from shared.config import Settings, load_settings
 from shared.domain.plans import default_plans
@@ -20,9 +22,10 @@ def build_services(settings: Settings | None = None) -> Services:
     """Services for the configured backend (embedded by default)."""
     settings = settings or load_settings()
     if settings.backend == "gcp":
-        from shared.adapters.gcp.wiring import build_gcp_services
-
-        return build_gcp_services(settings)
+        # Imported only here so the embedded path never loads the Google client libraries.
+        wiring = importlib.import_module("shared.adapters.gcp.wiring")
+        build: Callable[[Settings], Services] = wiring.build_gcp_services
+        return build(settings)
     return build_embedded_services(settings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -42,5 +43,14 @@ class DryRunConfig(BaseModel):
 
 
 def load_dryrun_config(path: Path = DRYRUN_CONFIG_PATH) -> DryRunConfig:
-    """Parse and validate the dry-run config; raises on any problem."""
+    """Parse and validate the dry-run config; raises on any problem.
+
+    The parse is cached per file version (mtime and size), so an edited file is read again.
+    """
+    stat = path.stat()
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _parse(path: Path, mtime_ns: int, size: int) -> DryRunConfig:
     return DryRunConfig.model_validate(yaml.safe_load(path.read_text()))

@@ -71,9 +71,7 @@ def initial_steps() -> dict[str, StepState]:
 def begin_attempt(state: TenantState, step: str, now: str) -> TenantState:
     """Count one more attempt at `step` and mark it RUNNING."""
     current = state.steps[step]
-    updated = current.model_copy(
-        update={"status": "RUNNING", "attempts": current.attempts + 1, "started_at": current.started_at or now}
-    )
+    updated = current.model_copy(update={"status": "RUNNING", "attempts": current.attempts + 1, "started_at": current.started_at or now})
     return _with_step(state, step, updated).touched(now)
 
 
@@ -87,9 +85,7 @@ def complete_step(state: TenantState, step: str, now: str) -> tuple[TenantState,
     """Mark `step` DONE; the second value is True when this completion releases the view step."""
     updated = state.steps[step].model_copy(update={"status": "DONE", "error": None, "completed_at": now})
     new_state = _with_step(state, step, updated)
-    releases_view = (
-        step in PREREQUISITE_STEPS and new_state.prerequisites_done() and new_state.steps[FINAL_STEP].status == "WAITING"
-    )
+    releases_view = step in PREREQUISITE_STEPS and new_state.prerequisites_done() and new_state.steps[FINAL_STEP].status == "WAITING"
     if releases_view:
         view = new_state.steps[FINAL_STEP].model_copy(update={"status": "PENDING"})
         new_state = _with_step(new_state, FINAL_STEP, view)

@@ -100,9 +100,7 @@ class Router:
         view = views.get(request.method) or (views.get("GET") if request.method == "HEAD" else None)
         if view is None:
             allowed = ", ".join(sorted(views))
-            return error_response(
-                MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed}
-            )
+            return error_response(MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed})
         return guarded(lambda: view(request, **arguments))
 
 
@@ -114,9 +112,7 @@ def guarded(call: Callable[[], flask.Response]) -> flask.Response:
         return error_response(error)
     except BackendError as error:
         logger.warning("backend failure", extra={"error_type": type(error).__name__, "reason": str(error)[:300]})
-        return error_response(
-            ServiceUnavailable("a backend is unavailable; nothing was changed, retry later"), {"Retry-After": "1"}
-        )
+        return error_response(ServiceUnavailable("a backend is unavailable; nothing was changed, retry later"), {"Retry-After": "1"})
     except Exception:
         logger.exception("unhandled error")
         body = ErrorResponse(error=ErrorDetail(code="INTERNAL", message="internal error"))

@@ -49,9 +49,7 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         tenant_id=request.tenant_id,
         subscription_plan=request.subscription_plan,
         checks=checks,
-        validation_summary=ValidationSummary(
-            total_checks=len(checks), passed=passed, failed=len(checks) - passed, all_passed=all_passed
-        ),
+        validation_summary=ValidationSummary(total_checks=len(checks), passed=passed, failed=len(checks) - passed, all_passed=all_passed),
         message=f"Dry-run validation {'passed' if all_passed else 'failed'}: {passed}/{len(checks)} checks passed",
         ready_for_onboarding=all_passed,
         expires_at=iso(now + ttl),

@@ -159,9 +159,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
             publish_step(services, state, step)
         except BackendError:
             # The tenant exists now; the reconciler republishes pending steps.
-            logger.exception(
-                "step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step}
-            )
+            logger.exception("step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step})
     return OnboardResult(accepted=accepted, replayed=False)
 
 

@@ -56,9 +56,7 @@ def provision_subscription(state: TenantState, command: StepRequested, services:
 
 def refresh_usage_quota(tenant_id: str, plan: Plan, services: Services) -> None:
     """Today's usage-quota row, recounted from today's runs (safe to repeat)."""
-    services.warehouse.execute(
-        sql.render("upsert_usage_quota", central=services.central), {"tenant_id": tenant_id, **plan_params(plan)}
-    )
+    services.warehouse.execute(sql.render("upsert_usage_quota", central=services.central), {"tenant_id": tenant_id, **plan_params(plan)})
 
 
 def provision_quota(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:

@@ -58,9 +58,7 @@ def handle_step(command: StepRequested, services: Services) -> str:
     if command.step == FINAL_STEP and not state.prerequisites_done():
         raise RuntimeError("view step delivered before its prerequisites were done")
 
-    state = (
-        update_tenant(services, command.tenant_id, lambda s: transitions.begin_attempt(s, command.step, services.now())) or state
-    )
+    state = update_tenant(services, command.tenant_id, lambda s: transitions.begin_attempt(s, command.step, services.now())) or state
     try:
         facts = STEP_ACTIONS[command.step](state, command, services)
     except Exception as error:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from shared import sql
 from shared.ports import Warehouse
 
 
+@lru_cache(maxsize=8)
 def expected_central_columns(central: str) -> dict[str, dict[str, str]]:
     """Each central table's columns, read from the DDL we run (one source of truth)."""
     return sql.declared_columns(sql.render("central_tables", central=central))

@@ -95,7 +95,7 @@ class DuckdbWarehouse(Warehouse):
             self._run(sql, params)
 
     def dataset_exists(self, dataset: str) -> bool:
-        rows = self._cursor().execute("SELECT 1 FROM information_schema.schemata WHERE lower(schema_name) = lower(?)", [dataset])
+        rows = self._cursor().execute("SELECT 1 FROM duckdb_schemas() WHERE lower(schema_name) = lower(?)", [dataset])
         return rows.fetchone() is not None
 
     def create_dataset(self, dataset: str) -> bool:
@@ -113,8 +113,8 @@ class DuckdbWarehouse(Warehouse):
         rows = (
             self._cursor()
             .execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE lower(table_schema) = lower(?) AND lower(table_name) = lower(?) ORDER BY ordinal_position",
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?) ORDER BY column_index",
                 [dataset, table],
             )
             .fetchall()

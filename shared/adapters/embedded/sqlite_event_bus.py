@@ -206,6 +206,13 @@ class SqliteEventBus(EventBus):
         placeholders = ",".join("?" * len(names))
         now = time.time()
         conn = self._db.connection()
+        # A plain read first: idle workers must not take the write lock every poll.
+        ready = conn.execute(
+            f"SELECT 1 FROM deliveries WHERE status = ? AND available_at <= ? AND subscription IN ({placeholders}) LIMIT 1",
+            (PENDING, now, *names),
+        ).fetchone()
+        if ready is None:
+            return None
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(
@@ -261,11 +268,7 @@ class SqliteEventBus(EventBus):
     def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         self._finish(message, DEAD, reason)
         self.stats.add(dead_lettered=1)
-        row = (
-            self._db.connection()
-            .execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,))
-            .fetchone()
-        )
+        row = self._db.connection().execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,)).fetchone()
         logger.error(
             "delivery dead-lettered",
             extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
@@ -283,8 +286,7 @@ class SqliteEventBus(EventBus):
 
     def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> None:
         self._db.connection().execute(
-            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? "
-            "WHERE message_id=? AND subscription=?",
+            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? WHERE message_id=? AND subscription=?",
             (status, reason, time.time(), message.message_id, message.subscription),
         )
 
@@ -315,8 +317,6 @@ class SqliteEventBus(EventBus):
     def messages(self, topic: str) -> list[tuple[bytes, dict[str, str]]]:
         """Every message ever published to `topic` (data, attributes), oldest first."""
         rows = (
-            self._db.connection()
-            .execute("SELECT data, attributes FROM messages WHERE topic=? ORDER BY published_at", (topic,))
-            .fetchall()
+            self._db.connection().execute("SELECT data, attributes FROM messages WHERE topic=? ORDER BY published_at", (topic,)).fetchall()
         )
         return [(bytes(row["data"]), json.loads(row["attributes"])) for row in rows]

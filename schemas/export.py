@@ -1,0 +1,46 @@
+"""Writes schemas/json/<Model>.json from the pydantic models (`make schemas`); never edit by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from schemas import events, http
+
+JSON_DIR = Path(__file__).parent / "json"
+MODELS: list[type[BaseModel]] = [
+    http.TenantRequest,
+    http.OnboardRequest,
+    http.DryRunResponse,
+    http.OnboardAccepted,
+    http.OnboardCompleted,
+    http.TenantStatusResponse,
+    http.TenantOverview,
+    http.ErrorResponse,
+    http.HealthResponse,
+    events.ValidationRecorded,
+    events.StepRequested,
+]
+
+
+def rendered() -> dict[str, str]:
+    """File name to JSON Schema text for every contract."""
+    return {f"{model.__name__}.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n" for model in MODELS}
+
+
+def main() -> None:
+    """Rewrite the JSON Schema files, removing any for models that no longer exist."""
+    JSON_DIR.mkdir(exist_ok=True)
+    files = rendered()
+    for stale in JSON_DIR.glob("*.json"):
+        if stale.name not in files:
+            stale.unlink()
+    for name, text in files.items():
+        (JSON_DIR / name).write_text(text)
+    print(f"wrote {len(files)} schemas to {JSON_DIR}")
+
+
+if __name__ == "__main__":
+    main()

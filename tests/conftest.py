@@ -1,0 +1,75 @@
+"""Shared fixtures: settings on a temporary data dir, embedded services, the local platform."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from shared.bootstrap import build_embedded_services
+from shared.config import Settings, load_settings
+from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.services import Services
+
+SEED_REQUEST: dict[str, Any] = {
+    "tenant_id": "customer_123",
+    "company_name": "Acme Corporation",
+    "admin_email": "admin@acme.com",
+    "subscription_plan": "PROFESSIONAL",
+}
+
+
+def fast_settings(data_dir: Path, **env: str) -> Settings:
+    """Settings for tests: embedded backends under `data_dir`, a quick retry policy."""
+    base = {
+        "ONBOARDING_DATA_DIR": str(data_dir),
+        "ONBOARDING_BUS_MIN_BACKOFF_SECONDS": "0.01",
+        "ONBOARDING_BUS_MAX_BACKOFF_SECONDS": "0.05",
+        "ONBOARDING_BUS_MAX_ATTEMPTS": "3",
+        "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": "10",
+    }
+    base.update(env)
+    return load_settings(base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_embedded_services(settings)
+    ensure_central_tables(built.warehouse, built.central)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def platform(settings: Settings) -> Iterator[Any]:
+    from functions.local import LocalPlatform
+
+    local = LocalPlatform(build_embedded_services(settings), reconcile_every=3600)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def client(platform: Any) -> FlaskClient:
+    return platform.app.test_client()
+
+
+def onboard_seed(client: FlaskClient, request: dict[str, Any] | None = None, wait: int = 20) -> dict[str, Any]:
+    """Dry run then onboard (waiting for the outcome); returns the onboard response body."""
+    body = request or SEED_REQUEST
+    dry = client.post("/api/v1/tenants/dryrun", json=body)
+    assert dry.status_code == 200, dry.get_json()
+    assert dry.get_json()["ready_for_onboarding"], dry.get_json()
+    response = client.post(f"/api/v1/tenants/onboard?wait={wait}", json=body)
+    assert response.status_code == 201, response.get_json()
+    result: dict[str, Any] = response.get_json()
+    return result

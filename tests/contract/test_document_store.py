@@ -1,0 +1,117 @@
+"""DocumentStore contract: every adapter behaves like Firestore for what we use."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared.ports import AlreadyExists, DocumentStore, Transaction
+
+
+def test_get_of_a_missing_document_is_none(document_store: DocumentStore, unique: str) -> None:
+    assert document_store.get("things", unique) is None
+
+
+def test_set_then_get_round_trips_nested_data(document_store: DocumentStore, unique: str) -> None:
+    data = {"a": 1, "nested": {"list": [1, "two", None], "flag": True}, "text": "é"}
+    document_store.set("things", unique, data)
+    assert document_store.get("things", unique) == data
+
+
+def test_create_is_create_if_absent(document_store: DocumentStore, unique: str) -> None:
+    assert document_store.create("things", unique, {"n": 1}) is True
+    assert document_store.create("things", unique, {"n": 2}) is False
+    assert document_store.get("things", unique) == {"n": 1}
+
+
+def test_delete_removes_and_tolerates_absence(document_store: DocumentStore, unique: str) -> None:
+    document_store.set("things", unique, {"n": 1})
+    document_store.delete("things", unique)
+    document_store.delete("things", unique)
+    assert document_store.get("things", unique) is None
+
+
+def test_find_matches_on_one_field(document_store: DocumentStore, unique: str) -> None:
+    document_store.set("things", f"{unique}-a", {"owner": unique, "n": 1})
+    document_store.set("things", f"{unique}-b", {"owner": unique, "n": 2})
+    document_store.set("things", f"{unique}-c", {"owner": "someone else", "n": 3})
+    found = document_store.find("things", "owner", unique)
+    assert sorted(doc["n"] for doc in found) == [1, 2]
+
+
+def test_transaction_commits_reads_and_writes(document_store: DocumentStore, unique: str) -> None:
+    document_store.set("counters", unique, {"n": 1})
+
+    def bump(txn: Transaction) -> int:
+        current = txn.get("counters", unique)
+        assert current is not None
+        txn.set("counters", unique, {"n": current["n"] + 1})
+        return int(current["n"])
+
+    assert document_store.run_transaction(bump) == 1
+    assert document_store.get("counters", unique) == {"n": 2}
+
+
+def test_transaction_create_fails_when_the_document_exists(document_store: DocumentStore, unique: str) -> None:
+    document_store.set("things", unique, {"n": 1})
+
+    def create(txn: Transaction) -> None:
+        txn.create("things", unique, {"n": 2})
+
+    with pytest.raises(AlreadyExists):
+        document_store.run_transaction(create)
+    assert document_store.get("things", unique) == {"n": 1}
+
+
+def test_an_exception_in_the_transaction_writes_nothing(document_store: DocumentStore, unique: str) -> None:
+    def fail(txn: Transaction) -> None:
+        txn.get("things", unique)
+        txn.set("things", unique, {"n": 1})
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        document_store.run_transaction(fail)
+    assert document_store.get("things", unique) is None
+
+
+def test_concurrent_transactions_lose_no_update(document_store: DocumentStore, unique: str) -> None:
+    """Two writers on one document: conflicts retry, every increment lands."""
+    document_store.set("counters", unique, {"n": 0})
+    runs: list[int] = []
+
+    def bump(txn: Transaction) -> None:
+        runs.append(1)
+        current = txn.get("counters", unique)
+        assert current is not None
+        txn.set("counters", unique, {"n": current["n"] + 1})
+
+    def worker() -> None:
+        for _ in range(15):
+            document_store.run_transaction(bump, max_attempts=50)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert document_store.get("counters", unique) == {"n": 30}
+    assert len(runs) >= 30
+
+
+def test_a_stale_read_makes_the_commit_retry(document_store: DocumentStore, unique: str) -> None:
+    """A write between our read and our commit forces a re-run that sees it."""
+    document_store.set("counters", unique, {"n": 0})
+    seen: list[int] = []
+
+    def bump_after_interference(txn: Transaction) -> None:
+        current = txn.get("counters", unique)
+        assert current is not None
+        seen.append(current["n"])
+        if len(seen) == 1:
+            document_store.set("counters", unique, {"n": 100})
+        txn.set("counters", unique, {"n": current["n"] + 1})
+
+    document_store.run_transaction(bump_after_interference)
+    assert seen[:2] == [0, 100]
+    assert document_store.get("counters", unique) == {"n": 101}

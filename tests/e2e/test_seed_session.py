@@ -1,0 +1,75 @@
+"""The README's session against the real server started with `make run`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import SEED_REQUEST
+from tests.e2e.server import RunningServer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = RunningServer(tmp_path / "data")
+    running.wait_ready()
+    yield running
+    running.stop()
+
+
+def test_seed_session(server: RunningServer) -> None:
+    api = f"{server.url}/api/v1/tenants"
+    dry = requests.post(f"{api}/dryrun", json=SEED_REQUEST, timeout=10)
+    assert dry.status_code == 200 and dry.json()["status"] == "SUCCESS", dry.text
+
+    onboard = requests.post(f"{api}/onboard?wait=30", json=SEED_REQUEST, timeout=40)
+    assert onboard.status_code == 201, onboard.text
+    created = onboard.json()
+    assert created["status"] == "ACTIVE" and created["message"] == "Tenant onboarded successfully"
+
+    status = requests.get(f"{api}/customer_123", timeout=10).json()
+    assert status["status"] == "ACTIVE"
+
+    overview = requests.get(f"{api}/customer_123/overview", headers={"X-API-Key": created["api_key"]}, timeout=10).json()
+    assert {key: overview[key] for key in overview if key != "schema_version"} == {
+        "tenant_id": "customer_123",
+        "company_name": "Acme Corporation",
+        "admin_email": "admin@acme.com",
+        "tenant_status": "ACTIVE",
+        "plan_name": "PROFESSIONAL",
+        "subscription_status": "ACTIVE",
+        "subscription_daily_limit": 25,
+        "subscription_monthly_limit": 750,
+        "subscription_concurrent_limit": 5,
+        "pipelines_run_today": 1,
+        "pipelines_succeeded_today": 1,
+        "pipelines_failed_today": 0,
+        "quota_status": "AVAILABLE",
+        "daily_usage_percent": 4.0,
+    }
+
+    assert requests.post(f"{api}/onboard", json=SEED_REQUEST, timeout=10).status_code == 409
+    log = server.log_path.read_text()
+    assert created["api_key"] not in log
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    first = RunningServer(tmp_path / "data")
+    first.wait_ready()
+    api = f"{first.url}/api/v1/tenants"
+    requests.post(f"{api}/dryrun", json=SEED_REQUEST, timeout=10)
+    key = requests.post(f"{api}/onboard?wait=30", json=SEED_REQUEST, timeout=40).json()["api_key"]
+    first.stop()
+
+    second = RunningServer(tmp_path / "data", port=first.port)
+    second.wait_ready()
+    try:
+        response = requests.get(f"{api}/customer_123/overview", headers={"X-API-Key": key}, timeout=10)
+        assert response.status_code == 200 and response.json()["tenant_status"] == "ACTIVE"
+    finally:
+        second.stop()

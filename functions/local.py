@@ -7,6 +7,7 @@ stranded, and serves http://127.0.0.1:$PORT.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import signal
@@ -51,8 +52,6 @@ def create_app() -> flask.Flask:
 
 def as_cloud_event(message: ReceivedMessage) -> CloudEvent:
     """The CloudEvent Eventarc would deliver for this Pub/Sub message."""
-    import base64
-
     published = datetime.fromtimestamp(message.publish_time, UTC).isoformat().replace("+00:00", "Z")
     attributes = {
         "type": PUBSUB_MESSAGE_PUBLISHED,

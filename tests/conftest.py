@@ -21,6 +21,24 @@ SEED_REQUEST: dict[str, Any] = {
     "subscription_plan": "PROFESSIONAL",
 }
 
+# The seed tenant's row of tenant_comprehensive_view once onboarding is done.
+SEED_OVERVIEW: dict[str, Any] = {
+    "tenant_id": "customer_123",
+    "company_name": "Acme Corporation",
+    "admin_email": "admin@acme.com",
+    "tenant_status": "ACTIVE",
+    "plan_name": "PROFESSIONAL",
+    "subscription_status": "ACTIVE",
+    "subscription_daily_limit": 25,
+    "subscription_monthly_limit": 750,
+    "subscription_concurrent_limit": 5,
+    "pipelines_run_today": 1,
+    "pipelines_succeeded_today": 1,
+    "pipelines_failed_today": 0,
+    "quota_status": "AVAILABLE",
+    "daily_usage_percent": 4.0,
+}
+
 
 def fast_settings(data_dir: Path, **env: str) -> Settings:
     """Settings for tests: embedded backends under `data_dir`, a quick retry policy."""

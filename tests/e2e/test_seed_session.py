@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import SEED_REQUEST
+from tests.conftest import SEED_OVERVIEW, SEED_REQUEST
 from tests.e2e.server import RunningServer
 
 pytestmark = pytest.mark.e2e
@@ -36,22 +36,7 @@ def test_seed_session(server: RunningServer) -> None:
     assert status["status"] == "ACTIVE"
 
     overview = requests.get(f"{api}/customer_123/overview", headers={"X-API-Key": created["api_key"]}, timeout=10).json()
-    assert {key: overview[key] for key in overview if key != "schema_version"} == {
-        "tenant_id": "customer_123",
-        "company_name": "Acme Corporation",
-        "admin_email": "admin@acme.com",
-        "tenant_status": "ACTIVE",
-        "plan_name": "PROFESSIONAL",
-        "subscription_status": "ACTIVE",
-        "subscription_daily_limit": 25,
-        "subscription_monthly_limit": 750,
-        "subscription_concurrent_limit": 5,
-        "pipelines_run_today": 1,
-        "pipelines_succeeded_today": 1,
-        "pipelines_failed_today": 0,
-        "quota_status": "AVAILABLE",
-        "daily_usage_percent": 4.0,
-    }
+    assert {key: overview[key] for key in overview if key != "schema_version"} == SEED_OVERVIEW
 
     assert requests.post(f"{api}/onboard", json=SEED_REQUEST, timeout=10).status_code == 409
     log = server.log_path.read_text()

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 
 from shared import sql
 from shared.services import Services
-from tests.conftest import SEED_REQUEST, onboard_seed
+from tests.conftest import SEED_OVERVIEW, SEED_REQUEST, onboard_seed
 
 
 def test_dry_run_reports_eight_named_checks_and_creates_nothing(client: FlaskClient, platform: Any) -> None:
@@ -63,23 +63,7 @@ def test_seed_session_ends_active_with_the_expected_overview(client: FlaskClient
     assert {step["name"]: step["status"] for step in status["steps"]} == dict.fromkeys(("subscription", "quota", "dataset", "view"), "DONE")
 
     overview = client.get("/api/v1/tenants/customer_123/overview", headers={"X-API-Key": created["api_key"]}).get_json()
-    assert overview == {
-        "schema_version": "1",
-        "tenant_id": "customer_123",
-        "company_name": "Acme Corporation",
-        "admin_email": "admin@acme.com",
-        "tenant_status": "ACTIVE",
-        "plan_name": "PROFESSIONAL",
-        "subscription_status": "ACTIVE",
-        "subscription_daily_limit": 25,
-        "subscription_monthly_limit": 750,
-        "subscription_concurrent_limit": 5,
-        "pipelines_run_today": 1,
-        "pipelines_succeeded_today": 1,
-        "pipelines_failed_today": 0,
-        "quota_status": "AVAILABLE",
-        "daily_usage_percent": 4.0,
-    }
+    assert overview == {"schema_version": "1", **SEED_OVERVIEW}
 
 
 def test_onboard_without_wait_answers_202_then_the_tenant_becomes_active(client: FlaskClient, platform: Any) -> None:

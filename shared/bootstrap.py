@@ -43,7 +43,10 @@ def build_embedded_services(settings: Settings) -> Services:
     warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb")
 
     def embedded_credentials() -> tuple[bool, str]:
-        return True, f"embedded backends: no Google credentials needed ({keys.describe()})"
+        probe = b"credentials-probe"
+        if keys.decrypt(keys.encrypt(probe, b"probe"), b"probe") != probe:
+            return False, f"{keys.describe()} does not round-trip"
+        return True, f"embedded backends: no Google credentials needed; {keys.describe()} encrypts and decrypts"
 
     return Services(
         settings=settings,

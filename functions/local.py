@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 from functions.api import ALL_ROUTES
 from functions.steps import STEP_FUNCTIONS, step_dead_letter
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
+from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_services
 from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
 from shared.entrypoints.runtime import install_services
@@ -98,10 +99,11 @@ class LocalPlatform:
     """The embedded stack in one process: services, bus workers, reconciler, HTTP app."""
 
     def __init__(self, services: Services, reconcile_every: float = 30.0) -> None:
-        if not isinstance(services.bus, SqliteEventBus):
+        bus = unwrap(services.bus)
+        if not isinstance(bus, SqliteEventBus):
             raise RuntimeError("the local platform runs on the embedded event bus")
         self.services = services
-        self.bus: SqliteEventBus = services.bus
+        self.bus: SqliteEventBus = bus
         self.app = create_app()
         self._reconcile_every = reconcile_every
         self._stopping = threading.Event()

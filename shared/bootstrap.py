@@ -8,9 +8,12 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
+from shared.adapters.guarded import CallGuard, GuardedDocumentStore, GuardedEventBus, GuardedKeyManager, GuardedWarehouse
 from shared.config import Settings, load_settings
 from shared.domain.plans import default_plans
+from shared.faults import FaultInjector, injector_for
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.logging_setup import configure_logging
 from shared.services import Credentials, Services
@@ -25,8 +28,22 @@ def build_services(settings: Settings | None = None) -> Services:
         # Imported only here so the embedded path never loads the Google client libraries.
         wiring = importlib.import_module("shared.adapters.gcp.wiring")
         build: Callable[[Settings], Services] = wiring.build_gcp_services
-        return build(settings)
+        return guard_services(build(settings), injector_for(settings))
     return build_embedded_services(settings)
+
+
+def guard_services(services: Services, faults: FaultInjector | None) -> Services:
+    """Every port behind a CallGuard: per-call deadline, bounded retry with jitter, injected faults."""
+    guard = CallGuard(services.settings.calls, faults)
+    return replace(
+        services,
+        documents=GuardedDocumentStore(services.documents, guard),
+        bus=GuardedEventBus(services.bus, guard),
+        warehouse=GuardedWarehouse(services.warehouse, guard),
+        keys=GuardedKeyManager(services.keys, guard),
+        faults=faults,
+        guard=guard,
+    )
 
 
 def build_embedded_services(settings: Settings) -> Services:
@@ -37,10 +54,11 @@ def build_embedded_services(settings: Settings) -> Services:
     from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 
     data_dir = settings.data_dir
+    faults = injector_for(settings)
     keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)
-    documents = SqliteDocumentStore(data_dir / "documents.db")
-    bus = SqliteEventBus(data_dir / "events.db", settings.event_bus)
-    warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb")
+    documents = SqliteDocumentStore(data_dir / "documents.db", busy_timeout=settings.calls.timeout_seconds)
+    bus = SqliteEventBus(data_dir / "events.db", settings.event_bus, faults=faults)
+    warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb", timeout_seconds=settings.calls.timeout_seconds)
 
     def embedded_credentials() -> tuple[bool, str]:
         probe = b"credentials-probe"
@@ -48,7 +66,7 @@ def build_embedded_services(settings: Settings) -> Services:
             return False, f"{keys.describe()} does not round-trip"
         return True, f"embedded backends: no Google credentials needed; {keys.describe()} encrypts and decrypts"
 
-    return Services(
+    services = Services(
         settings=settings,
         documents=documents,
         bus=bus,
@@ -57,6 +75,7 @@ def build_embedded_services(settings: Settings) -> Services:
         plans=default_plans(),
         credentials=Credentials(check=embedded_credentials),
     )
+    return guard_services(services, faults)
 
 
 def main() -> None:

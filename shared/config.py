@@ -58,6 +58,15 @@ class GcpSettings(_Strict):
     kms_api_endpoint: str = ""
 
 
+class CallSettings(_Strict):
+    """Time limit and bounded, jittered retry of every backend call."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10)
+    min_backoff_seconds: float = Field(default=0.02, ge=0)
+    max_backoff_seconds: float = Field(default=0.5, gt=0)
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -71,6 +80,7 @@ class Settings(_Strict):
     gcp: GcpSettings
     faults: str = ""
     faults_seed: int | None = None
+    calls: CallSettings = CallSettings()
 
     @property
     def production(self) -> bool:
@@ -90,6 +100,8 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BUS_MIN_BACKOFF_SECONDS": ("event_bus", "min_backoff_seconds"),
     "ONBOARDING_BUS_MAX_BACKOFF_SECONDS": ("event_bus", "max_backoff_seconds"),
     "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
+    "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
+    "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

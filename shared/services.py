@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.adapters.guarded import CallGuard
 from shared.config import Settings
 from shared.domain.plans import PlanCatalog
+from shared.faults import FaultInjector
 from shared.ports import DocumentStore, EventBus, KeyManager, Warehouse
 
 TENANTS = "tenants"
@@ -15,6 +17,7 @@ VALIDATIONS = "validations"
 API_KEYS = "api_keys"
 PROCESSED_EVENTS = "processed_events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
+DEAD_LETTERS = "dead_letters"
 
 
 def utcnow() -> datetime:
@@ -46,6 +49,8 @@ class Services:
     plans: PlanCatalog
     credentials: Credentials
     clock: Callable[[], datetime] = field(default=utcnow)
+    faults: FaultInjector | None = None
+    guard: CallGuard | None = None
 
     def now(self) -> str:
         """The current time as an ISO string."""

@@ -14,6 +14,7 @@ from functions.local import as_cloud_event, create_app
 from functions.steps import STEP_FUNCTIONS
 from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
+from shared.adapters.guarded import unwrap
 from shared.config import Settings
 from shared.domain.tenant import PREREQUISITE_STEPS
 from shared.entrypoints.runtime import install_services
@@ -54,7 +55,7 @@ def test_duplicated_and_reversed_deliveries_create_everything_once(manual: Servi
     client = create_app().test_client()
     assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
     assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
-    bus = manual.bus
+    bus = unwrap(manual.bus)
     assert isinstance(bus, SqliteEventBus)
 
     prerequisite_messages = [(step, _messages(bus, getattr(settings.topics, step))[0]) for step in PREREQUISITE_STEPS]
@@ -85,7 +86,7 @@ def test_a_republished_step_with_a_new_transport_id_is_deduplicated(manual: Serv
     client = create_app().test_client()
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
-    bus = manual.bus
+    bus = unwrap(manual.bus)
     assert isinstance(bus, SqliteEventBus)
     message = _messages(bus, settings.topics.subscription)[0]
     _deliver("subscription", message, times=1)

@@ -5,7 +5,12 @@ A BigQuery dataset is a DuckDB schema; `dataset.table` names carry over unchange
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,18 +58,103 @@ def _bigquery_type(duckdb_type: str) -> str:
     return _BIGQUERY_TYPES.get(duckdb_type, duckdb_type)
 
 
-class DuckdbWarehouse(Warehouse):
-    """One DuckDB database file per process; writes are serialized, reads run in parallel."""
+class _Watchdog:
+    """One thread that interrupts any DuckDB statement still running at its deadline."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, duckdb.DuckDBPyConnection]] = []
+        self._live: set[int] = set()
+        self._tokens = itertools.count()
+        self._fired: set[int] = set()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="warehouse-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def limit(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[set[int]]:
+        """Interrupt `cursor` if the block is still running after `seconds`."""
+        token = next(self._tokens)
+        with self._cond:
+            self._live.add(token)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token, cursor))
+            self._cond.notify()
         try:
-            self._root = duckdb.connect(str(path))
-        except duckdb.IOException as error:
-            raise BackendUnavailable(f"cannot open warehouse file {path.name}: {error}") from error
+            yield {token}
+        finally:
+            with self._cond:
+                self._live.discard(token)
+
+    def fired(self, tokens: set[int]) -> bool:
+        """Whether the watchdog interrupted the block that got `tokens`."""
+        with self._cond:
+            hit = bool(tokens & self._fired)
+            self._fired -= tokens
+            return hit
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                due, token, cursor = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                self._fired.add(token)
+                cursor.interrupt()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+
+class DuckdbWarehouse(Warehouse):
+    """One DuckDB database file per process; writes are serialized, reads run in parallel.
+
+    Every statement has a deadline (`timeout_seconds`): the watchdog interrupts it and the
+    call fails with BackendUnavailable; a write waits for the write lock no longer than
+    that either. DuckDB allows one writing process per file, and a process that was just
+    killed may hold its lock for a moment, so opening retries for `open_timeout_seconds`.
+    """
+
+    def __init__(self, path: Path, timeout_seconds: float = 10.0, open_timeout_seconds: float = 30.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._root = self._open(path, open_timeout_seconds)
         self._root.execute("SET TimeZone='UTC'")
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._timeout = timeout_seconds
+        self._watchdog = _Watchdog()
+
+    @staticmethod
+    def _open(path: Path, open_timeout_seconds: float) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + open_timeout_seconds
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(path))
+            except duckdb.IOException as error:
+                if time.monotonic() + delay > deadline:
+                    raise BackendUnavailable(f"cannot open warehouse file {path.name}: {error}") from error
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if not self._write_lock.acquire(timeout=self._timeout):
+            raise BackendUnavailable(f"warehouse write lock not free within {self._timeout:g}s")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -75,12 +165,19 @@ class DuckdbWarehouse(Warehouse):
         return cursor
 
     def _run(self, sql: str, params: dict[str, Any] | None) -> duckdb.DuckDBPyConnection:
-        try:
-            return self._cursor().execute(to_duckdb(sql), params or None)
-        except duckdb.TransactionException as error:
-            raise TransactionConflict(str(error)) from error
-        except duckdb.IOException as error:
-            raise BackendUnavailable(str(error)) from error
+        cursor = self._cursor()
+        statement = to_duckdb(sql)
+        with self._watchdog.limit(cursor, self._timeout) as token:
+            try:
+                return cursor.execute(statement, params or None)
+            except duckdb.InterruptException as error:
+                if self._watchdog.fired(token):
+                    raise BackendUnavailable(f"warehouse statement exceeded its {self._timeout:g}s deadline") from error
+                raise BackendUnavailable("warehouse statement interrupted") from error
+            except duckdb.TransactionException as error:
+                raise TransactionConflict(str(error)) from error
+            except duckdb.IOException as error:
+                raise BackendUnavailable(str(error)) from error
 
     def ping(self) -> None:
         self.query("SELECT 1 AS ok")
@@ -91,7 +188,7 @@ class DuckdbWarehouse(Warehouse):
         return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        with self._write_lock:
+        with self._writing():
             self._run(sql, params)
 
     def dataset_exists(self, dataset: str) -> bool:
@@ -99,14 +196,14 @@ class DuckdbWarehouse(Warehouse):
         return rows.fetchone() is not None
 
     def create_dataset(self, dataset: str) -> bool:
-        with self._write_lock:
+        with self._writing():
             if self.dataset_exists(dataset):
                 return False
             self._cursor().execute(f'CREATE SCHEMA "{_identifier(dataset)}"')
             return True
 
     def delete_dataset(self, dataset: str) -> None:
-        with self._write_lock:
+        with self._writing():
             self._cursor().execute(f'DROP SCHEMA IF EXISTS "{_identifier(dataset)}" CASCADE')
 
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
@@ -124,6 +221,7 @@ class DuckdbWarehouse(Warehouse):
         return {str(name): _bigquery_type(str(kind)) for name, kind in rows}
 
     def close(self) -> None:
+        self._watchdog.close()
         self._root.close()
 
 

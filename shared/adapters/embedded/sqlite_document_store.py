@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite
+from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite, translated
 from shared.ports import AlreadyExists, Document, DocumentStore, Transaction, TransactionConflict
 
 T = TypeVar("T")
@@ -58,9 +58,10 @@ def _copy(data: Document) -> Document:
 class SqliteDocumentStore(DocumentStore):
     """Documents as JSON rows with a revision; a commit checks every revision it read."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = ThreadLocalSqlite(path, _SCHEMA)
+    def __init__(self, path: Path, busy_timeout: float | None = None) -> None:
+        self._db = ThreadLocalSqlite(path, _SCHEMA) if busy_timeout is None else ThreadLocalSqlite(path, _SCHEMA, busy_timeout)
 
+    @translated
     def _read(self, collection: str, doc_id: str) -> tuple[Document | None, int]:
         row = (
             self._db.connection()
@@ -75,6 +76,7 @@ class SqliteDocumentStore(DocumentStore):
     def get(self, collection: str, doc_id: str) -> Document | None:
         return self._read(collection, doc_id)[0]
 
+    @translated
     def create(self, collection: str, doc_id: str, data: Document) -> bool:
         cursor = self._db.connection().execute(
             "INSERT OR IGNORE INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1)",
@@ -82,6 +84,7 @@ class SqliteDocumentStore(DocumentStore):
         )
         return cursor.rowcount == 1
 
+    @translated
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         self._db.connection().execute(
             "INSERT INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1) "
@@ -89,9 +92,11 @@ class SqliteDocumentStore(DocumentStore):
             (collection, doc_id, json.dumps(data)),
         )
 
+    @translated
     def delete(self, collection: str, doc_id: str) -> None:
         self._db.connection().execute("DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id))
 
+    @translated
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         rows = (
             self._db.connection()
@@ -112,6 +117,7 @@ class SqliteDocumentStore(DocumentStore):
             time.sleep(min(0.2, 0.002 * (2**attempt)) * random.random())
         raise TransactionConflict(f"transaction still conflicting after {max_attempts} attempts")
 
+    @translated
     def _commit(self, txn: _SqliteTransaction) -> bool:
         if not txn.writes:
             return True

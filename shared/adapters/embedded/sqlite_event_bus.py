@@ -4,6 +4,7 @@ It keeps Pub/Sub's promises and no more: every subscription gets each message at
 once, in no particular order; a handler that raises or outlives its ack deadline gets the
 message again after an exponential backoff; after `max_attempts` the message goes to the
 subscription's dead-letter topic. Messages survive a restart because they live in SQLite.
+With a FaultInjector it also duplicates, fails, delays and reorders deliveries on purpose.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite
+from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite, backend_errors
 from shared.config import EventBusSettings
+from shared.faults import NO_DELIVERY_FAULTS, DeliveryFaults, FaultInjector
 from shared.ports import EventBus
 
 logger = logging.getLogger(__name__)
@@ -75,9 +77,15 @@ class BusStats:
 
     published: int = 0
     deliveries: int = 0
+    redeliveries: int = 0
+    duplicates: int = 0
     acked: int = 0
     failed: int = 0
+    injected_failures: int = 0
     dead_lettered: int = 0
+    handler_timeouts: int = 0
+    workers_replaced: int = 0
+    stale_outcomes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -89,25 +97,45 @@ class BusStats:
     def snapshot(self) -> dict[str, int]:
         """The counters as a plain dict."""
         with self.lock:
-            return {
-                "published": self.published,
-                "deliveries": self.deliveries,
-                "acked": self.acked,
-                "failed": self.failed,
-                "dead_lettered": self.dead_lettered,
-            }
+            return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "lock"}
+
+
+class InjectedFault(Exception):
+    """A delivery failure the fault injector asked for."""
+
+
+@dataclass
+class _Worker:
+    """One delivery thread; `busy_since` is set while it runs a handler."""
+
+    index: int
+    thread: threading.Thread | None = None
+    busy_since: float | None = None
+    abandoned: threading.Event = field(default_factory=threading.Event)
 
 
 class SqliteEventBus(EventBus):
-    """Durable topics and subscriptions in one SQLite file, delivered by a pool of threads."""
+    """Durable topics and subscriptions in one SQLite file, delivered by a pool of threads.
 
-    def __init__(self, path: Path, settings: EventBusSettings) -> None:
+    Each handler runs under a deadline (the ack deadline): a worker still busy past it is
+    abandoned and replaced, its lease has expired so the message is delivered again, and
+    whatever the late handler finally returns is ignored. A hung handler therefore never
+    takes a worker away for good.
+    """
+
+    def __init__(self, path: Path, settings: EventBusSettings, faults: FaultInjector | None = None) -> None:
         self._db = ThreadLocalSqlite(path, _SCHEMA)
         self._settings = settings
+        self._faults = faults
         self._handlers: dict[str, Handler] = {}
         self._wakeup = threading.Condition()
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[_Worker] = []
+        self._abandoned: list[_Worker] = []
+        self._workers_lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+        self._current = threading.local()
+        self._spawned = 0
         self.stats = BusStats()
 
     # --- topology -------------------------------------------------------------------------
@@ -127,22 +155,23 @@ class SqliteEventBus(EventBus):
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         message_id = uuid.uuid4().hex
         now = time.time()
-        conn = self._db.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO messages (message_id, topic, data, attributes, published_at) VALUES (?, ?, ?, ?, ?)",
-                (message_id, topic, data, json.dumps(attributes or {}), now),
-            )
-            conn.execute(
-                "INSERT INTO deliveries (message_id, subscription, status, available_at, updated_at) "
-                "SELECT ?, name, ?, ?, ? FROM subscriptions WHERE topic = ?",
-                (message_id, PENDING, now, now, topic),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with backend_errors():
+            conn = self._db.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO messages (message_id, topic, data, attributes, published_at) VALUES (?, ?, ?, ?, ?)",
+                    (message_id, topic, data, json.dumps(attributes or {}), now),
+                )
+                conn.execute(
+                    "INSERT INTO deliveries (message_id, subscription, status, available_at, updated_at) "
+                    "SELECT ?, name, ?, ?, ? FROM subscriptions WHERE topic = ?",
+                    (message_id, PENDING, now, now, topic),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         self.stats.add(published=1)
         with self._wakeup:
             self._wakeup.notify_all()
@@ -150,30 +179,78 @@ class SqliteEventBus(EventBus):
 
     # --- delivery -------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker threads (idempotent)."""
-        if self._threads:
-            return
-        self._stopping.clear()
-        for index in range(self._settings.workers):
-            thread = threading.Thread(target=self._work, name=f"event-bus-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Recover the leases of a previous process, then start the workers (idempotent)."""
+        with self._workers_lock:
+            if self._workers:
+                return
+            self._stopping.clear()
+            self.recover_leases()
+            for _ in range(self._settings.workers):
+                self._spawn_worker()
+        self._supervisor = threading.Thread(target=self._supervise, name="event-bus-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def recover_leases(self) -> int:
+        """Make every delivery leased by a process that is gone deliverable now; returns how many.
+
+        Only one process delivers from this file, so at start every lease is an orphan.
+        """
+        now = time.time()
+        cursor = self._db.connection().execute(
+            "UPDATE deliveries SET available_at=?, updated_at=? WHERE status=? AND available_at>?",
+            (now, now, PENDING, now),
+        )
+        return int(cursor.rowcount)
+
+    def _spawn_worker(self) -> None:
+        worker = _Worker(index=self._spawned)
+        self._spawned += 1
+        worker.thread = threading.Thread(target=self._work, args=(worker,), name=f"event-bus-{worker.index}", daemon=True)
+        self._workers.append(worker)
+        worker.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers; deliveries in flight finish, unacked ones are redelivered later."""
         self._stopping.set()
         with self._wakeup:
             self._wakeup.notify_all()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+            abandoned, self._abandoned = self._abandoned, []
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(timeout)
+        for worker in abandoned:  # hung handlers: give them a moment, never wait for them
+            if worker.thread is not None:
+                worker.thread.join(0.1)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+            self._supervisor = None
 
     def close(self) -> None:
         self.stop()
         self._db.close()
 
-    def _work(self) -> None:
-        while not self._stopping.is_set():
+    def _supervise(self) -> None:
+        deadline = self._settings.ack_deadline_seconds
+        while not self._stopping.wait(min(1.0, deadline / 4)):
+            now = time.monotonic()
+            with self._workers_lock:
+                for worker in list(self._workers):
+                    busy_since = worker.busy_since
+                    if busy_since is None or now - busy_since <= deadline:
+                        continue
+                    worker.abandoned.set()
+                    self._workers.remove(worker)
+                    self._abandoned.append(worker)
+                    self._spawn_worker()
+                    self.stats.add(handler_timeouts=1, workers_replaced=1)
+                    logger.error("handler outlived its deadline; worker replaced", extra={"deadline_seconds": deadline})
+                self._abandoned = [w for w in self._abandoned if w.thread is not None and w.thread.is_alive()]
+
+    def _work(self, worker: _Worker) -> None:
+        self._current.worker = worker
+        while not self._stopping.is_set() and not worker.abandoned.is_set():
             try:
                 delivered = self.deliver_one()
             except Exception:
@@ -184,20 +261,56 @@ class SqliteEventBus(EventBus):
                     self._wakeup.wait(self._settings.poll_interval_seconds)
 
     def deliver_one(self) -> bool:
-        """Claim one ready delivery and run its handler; False when nothing was ready."""
+        """Claim one ready delivery and run its handler (with any injected faults); False when nothing was ready."""
         claimed = self._claim()
         if claimed is None:
             return False
         message, subscription = claimed
-        self.stats.add(deliveries=1)
+        handler = self._handlers[subscription]
+        faults = self._faults.delivery() if self._faults is not None else NO_DELIVERY_FAULTS
+        self.stats.add(deliveries=1, redeliveries=int(message.delivery_attempt > 1))
+        worker: _Worker | None = getattr(self._current, "worker", None)
+        if worker is not None:
+            worker.busy_since = time.monotonic()
         try:
-            self._handlers[subscription](message)
+            self._run(message, handler, faults)
+        finally:
+            if worker is not None:
+                worker.busy_since = None
+        return True
+
+    def _run(self, message: ReceivedMessage, handler: Handler, faults: DeliveryFaults) -> None:
+        if faults.delay_seconds:
+            time.sleep(faults.delay_seconds)
+        if faults.fail_before:
+            self.stats.add(injected_failures=1)
+            self._nack(message, InjectedFault("injected failure before the handler ran"))
+            return
+        twin = None
+        if faults.duplicate:
+            twin = threading.Thread(target=self._run_twin, args=(message, handler), name="event-bus-duplicate", daemon=True)
+            twin.start()
+        try:
+            handler(message)
         except Exception as error:  # the handler's failure is the message's, never the worker's
             self._nack(message, error)
         else:
-            self._finish(message, ACKED, None)
-            self.stats.add(acked=1)
-        return True
+            if faults.fail_after:
+                self.stats.add(injected_failures=1)
+                self._nack(message, InjectedFault("injected loss of the ack after the handler ran"))
+            elif self._finish(message, ACKED, None):
+                self.stats.add(acked=1)
+        finally:
+            if twin is not None:
+                twin.join(self._settings.ack_deadline_seconds)
+
+    def _run_twin(self, message: ReceivedMessage, handler: Handler) -> None:
+        """A duplicate delivery, concurrent with the first; like Pub/Sub, its ack counts for nothing."""
+        self.stats.add(duplicates=1, deliveries=1)
+        try:
+            handler(message)
+        except Exception as error:
+            logger.info("duplicate delivery failed", extra={"subscription": message.subscription, "reason": str(error)[:200]})
 
     def _claim(self) -> tuple[ReceivedMessage, str] | None:
         if not self._handlers:
@@ -213,13 +326,14 @@ class SqliteEventBus(EventBus):
         ).fetchone()
         if ready is None:
             return None
+        order = "RANDOM()" if self._faults is not None and self._faults.reorder() else "d.available_at"
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(
                 "SELECT d.message_id, d.subscription, d.attempts, m.topic, m.data, m.attributes, m.published_at "
                 "FROM deliveries d JOIN messages m USING (message_id) "
                 f"WHERE d.status = ? AND d.available_at <= ? AND d.subscription IN ({placeholders}) "
-                "ORDER BY d.available_at LIMIT 1",
+                f"ORDER BY {order} LIMIT 1",
                 (PENDING, now, *names),
             ).fetchone()
             if row is None:
@@ -256,17 +370,21 @@ class SqliteEventBus(EventBus):
             self._settings.min_backoff_seconds * (2 ** (message.delivery_attempt - 1)),
         )
         retry_at = time.time() + backoff * random.uniform(0.5, 1.0)
-        self._db.connection().execute(
-            "UPDATE deliveries SET available_at=?, last_error=?, updated_at=? WHERE message_id=? AND subscription=?",
-            (retry_at, reason, time.time(), message.message_id, message.subscription),
+        cursor = self._db.connection().execute(
+            "UPDATE deliveries SET available_at=?, last_error=?, updated_at=? "
+            "WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
+            (retry_at, reason, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
         )
+        if cursor.rowcount != 1:
+            self.stats.add(stale_outcomes=1)
         logger.warning(
             "delivery failed, will retry",
             extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
         )
 
     def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
-        self._finish(message, DEAD, reason)
+        if not self._finish(message, DEAD, reason):
+            return
         self.stats.add(dead_lettered=1)
         row = self._db.connection().execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,)).fetchone()
         logger.error(
@@ -284,11 +402,17 @@ class SqliteEventBus(EventBus):
             )
             self.publish(row["dead_letter_topic"], message.data, attributes)
 
-    def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> None:
-        self._db.connection().execute(
-            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? WHERE message_id=? AND subscription=?",
-            (status, reason, time.time(), message.message_id, message.subscription),
+    def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> bool:
+        """Settle the delivery if this attempt still holds its lease; False for a stale outcome."""
+        cursor = self._db.connection().execute(
+            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? "
+            "WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
+            (status, reason, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
         )
+        if cursor.rowcount != 1:
+            self.stats.add(stale_outcomes=1)
+            return False
+        return True
 
     # --- inspection -----------------------------------------------------------------------
     def pending_count(self) -> int:

@@ -4,14 +4,47 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from shared.ports import BackendUnavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# How long a write waits for SQLite's lock before the call fails (and is retried by its guard).
+BUSY_TIMEOUT_SECONDS = 10.0
+
+
+@contextmanager
+def backend_errors() -> Iterator[None]:
+    """SQLite's lock timeouts and I/O errors as our BackendUnavailable."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise BackendUnavailable(f"sqlite: {error}") from error
+
+
+def translated(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` with SQLite's errors turned into ours."""
+
+    @wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with backend_errors():
+            return fn(*args, **kwargs)
+
+    return call
 
 
 class ThreadLocalSqlite:
     """Hands each thread its own connection to the same file."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -23,10 +56,10 @@ class ThreadLocalSqlite:
         """This thread's connection (autocommit; use BEGIN IMMEDIATE for write transactions)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._lock:

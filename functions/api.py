@@ -9,10 +9,12 @@ from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
 from shared.entrypoints.http import Router, View, json_response, read_json
 from shared.entrypoints.runtime import get_services
+from shared.handlers.dead_letters import list_dead_letters
 from shared.handlers.dryrun import run_dry_run
 from shared.handlers.onboard import completed_body, onboard, wait_for_outcome
 from shared.handlers.queries import tenant_overview as read_overview
 from shared.handlers.queries import tenant_status as read_status
+from shared.handlers.retry import retry_tenant
 from shared.logging_setup import log_context
 
 _MAX_IDEMPOTENCY_KEY = 200
@@ -66,12 +68,25 @@ def _health(request: flask.Request) -> flask.Response:
     return json_response(HealthResponse(status="ok", backend=get_services().settings.backend))
 
 
+def _retry(request: flask.Request, tenant_id: str) -> flask.Response:
+    with log_context(tenant_id=tenant_id):
+        accepted = retry_tenant(tenant_id, get_services())
+        return json_response(accepted, 202, {"Location": accepted.status_url})
+
+
+def _dead_letters(request: flask.Request) -> flask.Response:
+    args = request.args
+    return json_response(list_dead_letters(get_services(), status=args.get("status"), tenant_id=args.get("tenant_id")))
+
+
 ROUTES: dict[str, list[tuple[str, str, View]]] = {
     "dryrun": [("POST", "/api/v1/tenants/dryrun", _dryrun)],
     "onboard": [("POST", "/api/v1/tenants/onboard", _onboard)],
     "tenant_status": [("GET", "/api/v1/tenants/<tenant_id>", _status)],
     "tenant_overview": [("GET", "/api/v1/tenants/<tenant_id>/overview", _overview)],
     "healthz": [("GET", "/healthz", _health)],
+    "retry_tenant": [("POST", "/api/v1/tenants/<tenant_id>/retry", _retry)],
+    "dead_letters": [("GET", "/api/v1/dead-letters", _dead_letters)],
 }
 _ROUTERS = {name: Router(routes) for name, routes in ROUTES.items()}
 
@@ -104,6 +119,18 @@ def tenant_overview(request: flask.Request) -> flask.Response:
 def healthz(request: flask.Request) -> flask.Response:
     """GET /healthz: liveness."""
     return _ROUTERS["healthz"].dispatch(request)
+
+
+@functions_framework.http
+def retry_tenant_steps(request: flask.Request) -> flask.Response:
+    """POST /api/v1/tenants/{tenant_id}/retry: re-drive the failed steps of a FAILED tenant."""
+    return _ROUTERS["retry_tenant"].dispatch(request)
+
+
+@functions_framework.http
+def dead_letters(request: flask.Request) -> flask.Response:
+    """GET /api/v1/dead-letters: messages given up on, with reason and attempts."""
+    return _ROUTERS["dead_letters"].dispatch(request)
 
 
 ALL_ROUTES = Router([route for routes in ROUTES.values() for route in routes])

@@ -49,7 +49,7 @@ def step_dead_letter(cloud_event: CloudEvent) -> None:
     payload, attributes = pubsub_message(cloud_event)
     reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
     with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
-        handle_step_dead_letter(payload, reason, get_services())
+        handle_step_dead_letter(payload, reason, get_services(), attributes)
 
 
 STEP_FUNCTIONS = {

@@ -22,6 +22,9 @@ MODELS: list[type[BaseModel]] = [
     http.HealthResponse,
     events.ValidationRecorded,
     events.StepRequested,
+    http.RetryAccepted,
+    http.DeadLetterEntry,
+    http.DeadLetterList,
 ]
 
 

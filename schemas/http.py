@@ -153,3 +153,35 @@ class HealthResponse(Contract):
     status: Literal["ok"]
     backend: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class RetryAccepted(Contract):
+    """202: the failed steps of a FAILED tenant are provisioning again."""
+
+    tenant_id: str
+    status: TenantStatus
+    retried_steps: list[str]
+    status_url: str
+    message: str
+
+
+class DeadLetterEntry(Contract):
+    """One message that was given up on: where it came from, why, after how many deliveries."""
+
+    id: str
+    status: Literal["OPEN", "RETRIED"]
+    source: str
+    reason: str
+    attempts: int
+    tenant_id: str | None = None
+    step: str | None = None
+    event_id: str | None = None
+    payload_preview: str
+    dead_lettered_at: str
+
+
+class DeadLetterList(Contract):
+    """`GET /api/v1/dead-letters`."""
+
+    count: int
+    dead_letters: list[DeadLetterEntry]

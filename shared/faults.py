@@ -81,11 +81,6 @@ class FaultPlan(BaseModel):
                     raise ValueError(f"outage target {target!r} is not one of {', '.join(PORTS)} (optionally .method)")
         return value
 
-    @property
-    def enabled(self) -> bool:
-        """Whether any fault can happen."""
-        return self != FaultPlan()
-
 
 def parse_faults(spec: str) -> FaultPlan:
     """The plan for `spec`; FaultSpecError names what is wrong."""
@@ -166,7 +161,7 @@ class FaultInjector:
             fail_after=self._chance(plan.fail_after),
             delay_seconds=self._pause(plan.delay_ms),
         )
-        return faults if faults != NO_DELIVERY_FAULTS else NO_DELIVERY_FAULTS
+        return faults
 
     def reorder(self) -> bool:
         """Whether the next claim takes a random ready message instead of the oldest."""
@@ -209,10 +204,13 @@ class FaultInjector:
 
 
 def injector_for(settings: Settings) -> FaultInjector | None:
-    """The injector the settings ask for, None when faults are off; refused in production."""
-    plan = parse_faults(settings.faults)
-    if not plan.enabled:
+    """The injector the settings ask for; None when ONBOARDING_FAULTS is empty. Refused in production.
+
+    Any non-empty spec gives an injector, even one with every rate at zero (`delay_ms=0`):
+    tests use it to start and end outages at run time.
+    """
+    if not settings.faults.strip():
         return None
     if settings.production:
         raise RuntimeError("fault injection (ONBOARDING_FAULTS) is refused in production")
-    return FaultInjector(plan, settings.faults_seed)
+    return FaultInjector(parse_faults(settings.faults), settings.faults_seed)

@@ -95,3 +95,9 @@ class ServiceUnavailable(DomainError):
 
 class PermanentEventError(Exception):
     """An event that can never succeed (bad schema, unknown tenant): dead-letter it, do not retry."""
+
+
+class TenantNotFailed(DomainError):
+    """Only a FAILED tenant can be retried."""
+
+    code, status = "TENANT_NOT_FAILED", 409

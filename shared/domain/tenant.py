@@ -12,6 +12,8 @@ StepStatusName = Literal["WAITING", "PENDING", "RUNNING", "DONE", "FAILED"]
 PREREQUISITE_STEPS: tuple[str, ...] = ("subscription", "quota", "dataset")
 FINAL_STEP = "view"
 ALL_STEPS: tuple[str, ...] = (*PREREQUISITE_STEPS, FINAL_STEP)
+# What the dataset step does, decided once at onboarding and kept in the state document.
+DatasetAction = Literal["create", "reuse_orphan", "recreate_orphan", "recreate_orphan_tables"]
 
 
 class StepState(BaseModel):
@@ -47,6 +49,9 @@ class TenantState(BaseModel):
     force_recreate_dataset: bool = False
     force_recreate_tables: bool = False
     error: str | None = None
+    dataset_action: DatasetAction = "create"
+    orphan_cleared: bool = False
+    orphan_clear_lease: str | None = None
 
     def step(self, name: str) -> StepState:
         """The state of step `name`."""
@@ -105,3 +110,35 @@ def _with_step(state: TenantState, step: str, value: StepState) -> TenantState:
     steps = dict(state.steps)
     steps[step] = value
     return state.model_copy(update={"steps": steps})
+
+
+def dataset_action_for(dataset_exists: bool, force_recreate_dataset: bool, force_recreate_tables: bool) -> DatasetAction:
+    """At onboarding (the tenant does not exist yet), any dataset of its name is an orphan.
+
+    The force flags apply to that orphan only; with no orphan they have nothing to do.
+    """
+    if not dataset_exists:
+        return "create"
+    if force_recreate_dataset:
+        return "recreate_orphan"
+    if force_recreate_tables:
+        return "recreate_orphan_tables"
+    return "reuse_orphan"
+
+
+def step_is_current(state: TenantState, step: str, generation: int) -> bool:
+    """Whether a command of `generation` may still change `step` (not DONE, not superseded by a retry)."""
+    current = state.steps[step]
+    return current.generation == generation and current.status != "DONE"
+
+
+def retry_failed_steps(state: TenantState, now: str) -> tuple[TenantState, list[str]]:
+    """A FAILED tenant back to PROVISIONING: each FAILED step gets a new generation (a new event id)."""
+    retried = [name for name, step in state.steps.items() if step.status == "FAILED"]
+    new_state = state
+    for name in retried:
+        current = state.steps[name]
+        waiting = name == FINAL_STEP and not state.prerequisites_done()
+        fresh = StepState(status="WAITING" if waiting else "PENDING", generation=current.generation + 1)
+        new_state = _with_step(new_state, name, fresh)
+    return new_state.model_copy(update={"status": "PROVISIONING", "error": None}).touched(now), retried

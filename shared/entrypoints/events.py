@@ -78,5 +78,17 @@ def _dead_letter(
         except PermanentEventError:
             payload, attributes = json.dumps(cloud_event.data, default=str).encode(), {}
     logger.error("message dead-lettered at once", extra={"reason": reason, "dead_letter_topic": topic})
-    services.bus.publish(topic, payload, {**(attributes or {}), "dead_letter_reason": reason})
+    provenance = {
+        "dead_letter_reason": reason,
+        "dead_letter_source": source_topic(cloud_event),
+        "dead_letter_attempts": str(_delivery_attempt(cloud_event)),
+    }
+    services.bus.publish(topic, payload, {**(attributes or {}), **provenance})
     return "dead_lettered"
+
+
+def _delivery_attempt(cloud_event: CloudEvent) -> int:
+    data = cloud_event.data
+    message = data.get("message") if isinstance(data, dict) else None
+    attempt = message.get("deliveryAttempt") if isinstance(message, dict) else None
+    return attempt if isinstance(attempt, int) and attempt > 0 else 1

@@ -58,16 +58,19 @@ def subscription_plan(request: TenantRequest, services: Services) -> Outcome:
 
 
 def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
-    """No tenant with this id, and no dataset of that name owned by a tenant."""
+    """No tenant with this id; says whether a dataset of that name is an orphan the force flags would act on."""
     if tenant_id_problem(request.tenant_id, reserved=frozenset({services.central})):
         return False, "not checked: the tenant id is not valid"
     state = services.documents.get(TENANTS, request.tenant_id)
     if state is not None:
-        return False, f"tenant '{request.tenant_id}' already exists (status {state.get('status')})"
+        return False, (
+            f"tenant '{request.tenant_id}' already exists (status {state.get('status')}); "
+            "force_recreate_dataset and force_recreate_tables never touch an existing tenant's dataset"
+        )
     if services.warehouse.dataset_exists(request.tenant_id):
         return True, (
             f"no tenant '{request.tenant_id}', but an orphan dataset of that name exists: onboarding reuses it, "
-            "force_recreate_dataset replaces it"
+            "force_recreate_dataset drops and recreates it, force_recreate_tables recreates its tables"
         )
     return True, f"no tenant or dataset named '{request.tenant_id}' yet"
 

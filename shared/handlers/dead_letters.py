@@ -1,19 +1,28 @@
-"""Dead letters: a step that gave up turns the step and the tenant FAILED, with its reason."""
+"""Dead letters: recorded in the document store, and a step that gave up turns the step and the tenant FAILED."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from pydantic import ValidationError
 
 from schemas.events import StepRequested
+from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
-from shared.domain.errors import PermanentEventError
+from shared.domain.errors import InvalidRequest, PermanentEventError
 from shared.domain.tenant import TenantState
-from shared.handlers.steps import update_tenant
-from shared.services import Services
+from shared.handlers.tenant_store import update_tenant
+from shared.logging_setup import redact
+from shared.services import DEAD_LETTERS, Services
 
 logger = logging.getLogger(__name__)
+
+# Attributes that say where a dead letter came from and after how many deliveries.
+SOURCE_ATTRIBUTES = ("CloudPubSubDeadLetterSourceSubscription", "dead_letter_source")
+ATTEMPT_ATTRIBUTES = ("CloudPubSubDeadLetterSourceDeliveryCount", "dead_letter_attempts")
+DEAD_LETTER_STATUSES = ("OPEN", "RETRIED")
+_PREVIEW_CHARS = 500
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -21,13 +30,48 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}-dead-letter"
 
 
-def handle_step_dead_letter(data: bytes, reason: str, services: Services) -> str:
-    """Record the failure on the tenant; a payload that is not a step command is only logged."""
+def _first(attributes: dict[str, str], names: tuple[str, ...]) -> str | None:
+    return next((attributes[name] for name in names if attributes.get(name)), None)
+
+
+def handle_step_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
+    """Record the dead letter; for a readable step command, fail the step and the tenant too.
+
+    Never raises for a payload it cannot read: a poison message is recorded once and
+    acknowledged, so it cannot loop.
+    """
+    attributes = attributes or {}
+    raw_attempts = _first(attributes, ATTEMPT_ATTRIBUTES) or "1"
+    attempts = int(raw_attempts) if raw_attempts.isdigit() else 1
+    source = _first(attributes, SOURCE_ATTRIBUTES) or "unknown"
     try:
         command = StepRequested.model_validate_json(data)
     except ValidationError:
+        letter_id = hashlib.sha256(source.encode() + b"\x1f" + data).hexdigest()[:40]
+        _record(
+            services,
+            letter_id=letter_id,
+            source=source,
+            reason=reason,
+            attempts=attempts,
+            data=data,
+            tenant_id=attributes.get("tenant_id"),
+            step=None,
+            event_id=attributes.get("event_id"),
+        )
         logger.error("dead letter with an unreadable payload", extra={"reason": reason})
         return "unreadable"
+    _record(
+        services,
+        letter_id=command.event_id,
+        source=source,
+        reason=reason,
+        attempts=attempts,
+        data=data,
+        tenant_id=command.tenant_id,
+        step=command.step,
+        event_id=command.event_id,
+    )
 
     def fail(state: TenantState) -> TenantState | None:
         step = state.step(command.step)
@@ -45,3 +89,55 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services) -> str
         extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id, "reason": reason},
     )
     return "failed"
+
+
+def _record(
+    services: Services,
+    *,
+    letter_id: str,
+    source: str,
+    reason: str,
+    attempts: int,
+    data: bytes,
+    tenant_id: str | None,
+    step: str | None,
+    event_id: str | None,
+) -> None:
+    """Create-if-absent: a redelivered dead letter is recorded once."""
+    entry = DeadLetterEntry(
+        id=letter_id,
+        status="OPEN",
+        source=source,
+        reason=redact(reason)[:_PREVIEW_CHARS],
+        attempts=attempts,
+        tenant_id=tenant_id,
+        step=step,
+        event_id=event_id,
+        payload_preview=redact(data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")),
+        dead_lettered_at=services.now(),
+    )
+    services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
+
+
+def list_dead_letters(services: Services, status: str | None = None, tenant_id: str | None = None, limit: int = 500) -> DeadLetterList:
+    """Recorded dead letters, newest first, optionally of one status or one tenant."""
+    if status is not None and status not in DEAD_LETTER_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(DEAD_LETTER_STATUSES)}", field="status")
+    if tenant_id is not None:
+        raw = services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=limit)
+    else:
+        wanted = [status] if status else list(DEAD_LETTER_STATUSES)
+        raw = [doc for name in wanted for doc in services.documents.find(DEAD_LETTERS, "status", name, limit=limit)]
+    entries = [DeadLetterEntry.model_validate(doc) for doc in raw if status is None or doc.get("status") == status]
+    entries.sort(key=lambda entry: entry.dead_lettered_at, reverse=True)
+    return DeadLetterList(count=len(entries[:limit]), dead_letters=entries[:limit])
+
+
+def mark_retried(services: Services, tenant_id: str) -> int:
+    """Mark the tenant's open dead letters RETRIED; returns how many."""
+    marked = 0
+    for doc in services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=1000):
+        if doc.get("status") == "OPEN":
+            services.documents.set(DEAD_LETTERS, doc["id"], {**doc, "status": "RETRIED"})
+            marked += 1
+    return marked

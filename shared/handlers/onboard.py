@@ -14,7 +14,7 @@ from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
-from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, initial_steps
+from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.publishing import publish_event
@@ -95,6 +95,10 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
     if services.documents.get(TENANTS, request.tenant_id) is not None:
         raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
 
+    # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
+    dataset_action = dataset_action_for(
+        services.warehouse.dataset_exists(request.tenant_id), request.force_recreate_dataset, request.force_recreate_tables
+    )
     api_key = generate_api_key(request.tenant_id)
     key_hash = hash_api_key(api_key)
     ciphertext = services.keys.encrypt(api_key.encode(), request.tenant_id.encode())
@@ -120,6 +124,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         updated_at=now,
         force_recreate_dataset=request.force_recreate_dataset,
         force_recreate_tables=request.force_recreate_tables,
+        dataset_action=dataset_action,
     )
     key_doc = {
         "tenant_id": request.tenant_id,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.events import StepRequested
 from shared import sql
 from shared.domain.errors import PermanentEventError
 from shared.domain.plans import Plan
-from shared.domain.tenant import TenantState
-from shared.services import Services
+from shared.domain.tenant import TenantState, step_is_current
+from shared.handlers.tenant_store import update_tenant
+from shared.ports import BackendUnavailable
+from shared.services import Services, iso
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_TABLE = "onboarding_validation_test"
 COMPREHENSIVE_VIEW = "tenant_comprehensive_view"
@@ -66,12 +73,59 @@ def provision_quota(state: TenantState, command: StepRequested, services: Servic
 
 
 def provision_dataset(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
-    """The tenant's dataset and its validation table."""
-    warehouse = services.warehouse
-    created = warehouse.create_dataset(state.tenant_id)
-    for statement in sql.statements(sql.render("tenant_tables", dataset=state.tenant_id)):
+    """The tenant's dataset and its validation table.
+
+    What happens to an existing dataset was decided at onboarding (`dataset_action`): it
+    can only be an orphan, and the force flags apply to it alone; the command's own flags
+    are ignored. Clearing the orphan happens under a lease in the state document and is
+    recorded there before anything is created, so neither a redelivery nor a concurrent
+    duplicate ever deletes what an attempt of this step created.
+    """
+    warehouse, tenant_id = services.warehouse, state.tenant_id
+    if state.dataset_action in ("recreate_orphan", "recreate_orphan_tables") and not state.orphan_cleared:
+        _clear_orphan(state, command, services)
+    created = warehouse.create_dataset(tenant_id)
+    for statement in sql.statements(sql.render("tenant_tables", dataset=tenant_id)):
         warehouse.execute(statement)
-    return {"dataset_created": created or state.dataset_created}
+    recreated = state.dataset_action == "recreate_orphan"
+    return {"dataset_created": created or recreated or state.dataset_created}
+
+
+class OrphanBusy(BackendUnavailable):
+    """Another attempt holds the lease on clearing the orphan dataset; try again later."""
+
+
+def _clear_orphan(state: TenantState, command: StepRequested, services: Services) -> None:
+    warehouse, tenant_id = services.warehouse, state.tenant_id
+    lease_seconds = services.settings.event_bus.ack_deadline_seconds
+    token = uuid.uuid4().hex
+
+    def claim(current: TenantState) -> TenantState | None:
+        if current.orphan_cleared:
+            return None
+        if not step_is_current(current, command.step, command.generation):
+            raise OrphanBusy("the dataset step was superseded")
+        lease = current.orphan_clear_lease
+        if lease is not None and datetime.fromisoformat(lease.split("|", 1)[0]) > services.clock():
+            raise OrphanBusy("another attempt is clearing the orphan dataset")
+        until = iso(services.clock() + timedelta(seconds=lease_seconds))
+        return current.model_copy(update={"orphan_clear_lease": f"{until}|{token}"})
+
+    if update_tenant(services, tenant_id, claim) is None:
+        return  # cleared by an earlier attempt
+    if state.dataset_action == "recreate_orphan":
+        warehouse.delete_dataset(tenant_id)
+    elif warehouse.dataset_exists(tenant_id):
+        for statement in sql.statements(sql.render("drop_tenant_tables", dataset=tenant_id)):
+            warehouse.execute(statement)
+
+    def cleared(current: TenantState) -> TenantState | None:
+        if (current.orphan_clear_lease or "").rpartition("|")[2] != token:
+            raise OrphanBusy("the lease on clearing the orphan dataset was lost")
+        return current.model_copy(update={"orphan_cleared": True, "orphan_clear_lease": None})
+
+    update_tenant(services, tenant_id, cleared)
+    logger.warning("orphan dataset cleared as decided at onboarding", extra={"tenant_id": tenant_id, "action": state.dataset_action})
 
 
 def provision_view(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:

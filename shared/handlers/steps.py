@@ -12,32 +12,12 @@ from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import FINAL_STEP, TenantState
 from shared.handlers.onboard import publish_step
 from shared.handlers.provisioning import STEP_ACTIONS
-from shared.ports import Transaction
-from shared.services import PROCESSED_EVENTS, TENANTS, Services
+from shared.handlers.tenant_store import load_tenant, update_tenant
+from shared.services import PROCESSED_EVENTS, Services
+
+__all__ = ["handle_step", "load_tenant", "update_tenant"]
 
 logger = logging.getLogger(__name__)
-
-
-def update_tenant(services: Services, tenant_id: str, change: Callable[[TenantState], TenantState | None]) -> TenantState | None:
-    """Read-modify-write of the state document in a transaction; `change` returns None to leave it."""
-
-    def apply(txn: Transaction) -> TenantState | None:
-        raw = txn.get(TENANTS, tenant_id)
-        if raw is None:
-            raise PermanentEventError(f"unknown tenant {tenant_id}")
-        current = TenantState.model_validate(raw)
-        updated = change(current)
-        if updated is not None:
-            txn.set(TENANTS, tenant_id, updated.model_dump())
-        return updated
-
-    return services.documents.run_transaction(apply)
-
-
-def load_tenant(services: Services, tenant_id: str) -> TenantState | None:
-    """The state document, or None."""
-    raw = services.documents.get(TENANTS, tenant_id)
-    return TenantState.model_validate(raw) if raw is not None else None
 
 
 def handle_step(command: StepRequested, services: Services) -> str:
@@ -51,6 +31,8 @@ def handle_step(command: StepRequested, services: Services) -> str:
     if command.generation < step.generation:
         _mark_processed(services, command, "stale")
         return "stale"
+    if command.generation > step.generation:
+        raise PermanentEventError(f"step {command.step} generation {command.generation} is ahead of the state document")
     if step.status == "DONE":
         _republish_view_if_waiting(services, state)
         _mark_processed(services, command, "already_done")
@@ -58,21 +40,27 @@ def handle_step(command: StepRequested, services: Services) -> str:
     if command.step == FINAL_STEP and not state.prerequisites_done():
         raise RuntimeError("view step delivered before its prerequisites were done")
 
-    state = update_tenant(services, command.tenant_id, lambda s: transitions.begin_attempt(s, command.step, services.now())) or state
+    def current(change: Callable[[TenantState], TenantState]) -> Callable[[TenantState], TenantState | None]:
+        # A concurrent delivery may have finished the step, or a retry superseded it, meanwhile.
+        return lambda s: change(s) if transitions.step_is_current(s, command.step, command.generation) else None
+
+    began = update_tenant(services, command.tenant_id, current(lambda s: transitions.begin_attempt(s, command.step, services.now())))
+    if began is None:
+        return "already_done"
     try:
-        facts = STEP_ACTIONS[command.step](state, command, services)
+        facts = STEP_ACTIONS[command.step](began, command, services)
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"[:500]
-        update_tenant(services, command.tenant_id, lambda s: transitions.record_failure(s, command.step, reason, services.now()))
+        update_tenant(services, command.tenant_id, current(lambda s: transitions.record_failure(s, command.step, reason, services.now())))
         raise
 
     released: list[bool] = []
 
-    def complete(current: TenantState) -> TenantState | None:
+    def complete(state_now: TenantState) -> TenantState | None:
         released.clear()
-        if current.step(command.step).status == "DONE":
+        if not transitions.step_is_current(state_now, command.step, command.generation):
             return None
-        updated, releases_view = transitions.complete_step(current, command.step, services.now())
+        updated, releases_view = transitions.complete_step(state_now, command.step, services.now())
         released.append(releases_view)
         return updated.model_copy(update=_known_facts(facts))
 

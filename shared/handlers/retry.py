@@ -1,0 +1,51 @@
+"""Operator retry of a FAILED tenant: re-drive only its failed steps, under a new generation."""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.http import RetryAccepted
+from shared.domain import tenant as transitions
+from shared.domain.errors import TenantNotFailed, TenantNotFound
+from shared.domain.identifiers import tenant_id_problem
+from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.handlers.dead_letters import mark_retried
+from shared.handlers.onboard import publish_step, status_url
+from shared.handlers.tenant_store import load_tenant, update_tenant
+from shared.ports import BackendError
+from shared.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def retry_tenant(tenant_id: str, services: Services) -> RetryAccepted:
+    """FAILED -> PROVISIONING; each FAILED step gets the next generation, so its event id is new."""
+    if tenant_id_problem(tenant_id) is not None or load_tenant(services, tenant_id) is None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    retried: list[str] = []
+
+    def change(state: TenantState) -> TenantState | None:
+        if state.status != "FAILED":
+            raise TenantNotFailed(f"tenant '{tenant_id}' is {state.status}; only a FAILED tenant can be retried", field="tenant_id")
+        updated, names = transitions.retry_failed_steps(state, services.now())
+        retried[:] = names
+        return updated
+
+    state = update_tenant(services, tenant_id, change)
+    assert state is not None
+    for name in retried:
+        if name == FINAL_STEP and not state.prerequisites_done():
+            continue  # released by the fan-in once the prerequisites are done
+        try:
+            publish_step(services, state, name)
+        except BackendError:
+            logger.exception("retried step not published; the reconciler will republish", extra={"tenant_id": tenant_id, "step": name})
+    mark_retried(services, tenant_id)
+    logger.info("tenant retried", extra={"tenant_id": tenant_id, "steps": ",".join(retried)})
+    return RetryAccepted(
+        tenant_id=tenant_id,
+        status="PROVISIONING",
+        retried_steps=retried,
+        status_url=status_url(tenant_id),
+        message=f"Retrying {len(retried)} failed step(s)" if retried else "No failed step; provisioning resumes",
+    )

@@ -1,0 +1,32 @@
+"""Reading and changing the tenant state document (every change is a transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.domain.errors import PermanentEventError
+from shared.domain.tenant import TenantState
+from shared.ports import Transaction
+from shared.services import TENANTS, Services
+
+
+def update_tenant(services: Services, tenant_id: str, change: Callable[[TenantState], TenantState | None]) -> TenantState | None:
+    """Read-modify-write of the state document in a transaction; `change` returns None to leave it."""
+
+    def apply(txn: Transaction) -> TenantState | None:
+        raw = txn.get(TENANTS, tenant_id)
+        if raw is None:
+            raise PermanentEventError(f"unknown tenant {tenant_id}")
+        current = TenantState.model_validate(raw)
+        updated = change(current)
+        if updated is not None:
+            txn.set(TENANTS, tenant_id, updated.model_dump())
+        return updated
+
+    return services.documents.run_transaction(apply)
+
+
+def load_tenant(services: Services, tenant_id: str) -> TenantState | None:
+    """The state document, or None."""
+    raw = services.documents.get(TENANTS, tenant_id)
+    return TenantState.model_validate(raw) if raw is not None else None

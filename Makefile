@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run test bench lint schemas bootstrap clean
+.PHONY: install run test bench chaos lint schemas bootstrap clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP) ## the whole suite: unit, contract, functional, end to end
 
 bench: $(STAMP) ## latency and onboarding-time figures on embedded backends
 	$(BIN)/python -m scripts.bench
+
+chaos: $(STAMP) ## 200 tenants onboarded concurrently over HTTP with faults injected; prints every invariant
+	$(BIN)/python -m scripts.chaos
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -81,18 +81,28 @@ def _replay(record: dict[str, Any], services: Services) -> OnboardResult:
     return OnboardResult(accepted=accepted, replayed=True)
 
 
+def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: Services) -> OnboardResult | None:
+    record = services.documents.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
+    if record is None:
+        return None
+    if record["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+    return _replay(record, services)
+
+
 def onboard(request: OnboardRequest, idempotency_key: str | None, services: Services) -> OnboardResult:
     """Create the tenant (state document, API key) and start its provisioning steps."""
     fingerprint = request_fingerprint(request)
     idempotency_id = _idempotency_doc_id(idempotency_key) if idempotency_key else None
-    if idempotency_id:
-        record = services.documents.get(IDEMPOTENCY_KEYS, idempotency_id)
-        if record is not None:
-            if record["fingerprint"] != fingerprint:
-                raise IdempotencyKeyReused("this Idempotency-Key was used for a different request", field="Idempotency-Key")
-            return _replay(record, services)
+    replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
+    if replayed is not None:
+        return replayed
     _require_passed_dry_run(request, fingerprint, services.clock(), services)
     if services.documents.get(TENANTS, request.tenant_id) is not None:
+        # A concurrent request with the same key may have created it a moment ago.
+        replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
+        if replayed is not None:
+            return replayed
         raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
 
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.

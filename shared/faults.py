@@ -125,6 +125,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._outages: set[str] = set(plan.outage)
         self._armed: list[tuple[str, int]] = []
+        self._pauses: list[tuple[str, list[int], threading.Event, threading.Event]] = []
         self.counts: Counter[str] = Counter()
 
     # --- shared -------------------------------------------------------------------------
@@ -171,6 +172,7 @@ class FaultInjector:
     def backend_call(self, port: str, method: str) -> tuple[float, str | None]:
         """(pause before the call in seconds, why it must fail or None) for one adapter call."""
         target = f"{port}.{method}"
+        self._maybe_pause(port, target)
         with self._lock:
             if port in self._outages or target in self._outages:
                 return 0.0, f"injected outage of {port}"
@@ -186,6 +188,40 @@ class FaultInjector:
         if self._chance(self.plan.backend_fail):
             return 0.0, f"injected failure of {target}"
         return self._pause(self.plan.backend_delay_ms), None
+
+    def _maybe_pause(self, port: str, target: str) -> None:
+        with self._lock:
+            hit = None
+            for index, (armed, remaining, reached, resume) in enumerate(self._pauses):
+                if armed in (port, target):
+                    remaining[0] -= 1
+                    if remaining[0] <= 0:
+                        hit = (reached, resume)
+                        del self._pauses[index]
+                    break
+        if hit is not None:
+            reached, resume = hit
+            reached.set()
+            resume.wait(30)
+
+    def pause_call(self, target: str, after: int = 0) -> tuple[threading.Event, threading.Event]:
+        """Hold one future call to `target` (skipping `after` calls) until the second event is set.
+
+        The first event is set when the call is reached. Tests use it to run another
+        delivery in the middle of this one, at a chosen point.
+        """
+        reached, resume = threading.Event(), threading.Event()
+        with self._lock:
+            self._pauses.append((target, [after + 1], reached, resume))
+        return reached, resume
+
+    def clear(self) -> None:
+        """Drop every armed failure and pause (outages stay)."""
+        with self._lock:
+            self._armed.clear()
+            for _, _, _, resume in self._pauses:
+                resume.set()
+            self._pauses.clear()
 
     def start_outage(self, target: str) -> None:
         """Every call to `target` (a port, or port.method) fails until `end_outage`."""

@@ -140,10 +140,11 @@ def provision_view(state: TenantState, command: StepRequested, services: Service
     )
     if not warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id}):
         raise RuntimeError("validation row written but not read back")
+    # One onboarding validation per tenant: a redelivered or retried view step records the same run.
     warehouse.execute(
         sql.render("record_pipeline_run", central=central),
         {
-            "run_id": f"{tenant_id}.{VALIDATION_PIPELINE}.{command.generation}",
+            "run_id": f"{tenant_id}.{VALIDATION_PIPELINE}",
             "tenant_id": tenant_id,
             "pipeline_name": VALIDATION_PIPELINE,
             "status": "SUCCEEDED",

@@ -134,7 +134,9 @@ def test_a_warehouse_statement_past_its_deadline_is_interrupted(tmp_path: Path) 
     warehouse = DuckdbWarehouse(tmp_path / "w.duckdb", timeout_seconds=0.2)
     try:
         with pytest.raises(BackendUnavailable, match="deadline"):
-            warehouse.query("SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 200000)) AS a CROSS JOIN UNNEST(GENERATE_ARRAY(1, 200000)) AS b")
+            warehouse.query(
+                "SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 200000)) AS a CROSS JOIN UNNEST(GENERATE_ARRAY(1, 200000)) AS b"
+            )
         assert warehouse.query("SELECT 1 AS ok") == [{"ok": 1}]
     finally:
         warehouse.close()

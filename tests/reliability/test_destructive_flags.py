@@ -20,7 +20,8 @@ def _make_orphan(services: Services) -> None:
     warehouse = services.warehouse
     warehouse.create_dataset(TENANT)
     warehouse.execute(f"CREATE TABLE `{TENANT}.legacy` (note STRING)")
-    warehouse.execute(f"CREATE TABLE `{TENANT}.onboarding_validation_test` (id STRING NOT NULL, test_message STRING, created_at TIMESTAMP NOT NULL)")
+    columns = "id STRING NOT NULL, test_message STRING, created_at TIMESTAMP NOT NULL"
+    warehouse.execute(f"CREATE TABLE `{TENANT}.onboarding_validation_test` ({columns})")
     warehouse.execute(f"INSERT INTO `{TENANT}.onboarding_validation_test` VALUES ('old', 'left over', CURRENT_TIMESTAMP())")
 
 

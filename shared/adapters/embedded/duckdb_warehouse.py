@@ -131,6 +131,8 @@ class DuckdbWarehouse(Warehouse):
         self._root.execute("SET TimeZone='UTC'")
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._cursors: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
+        self._cursors_lock = threading.Lock()
         self._timeout = timeout_seconds
         self._watchdog = _Watchdog()
 
@@ -162,6 +164,12 @@ class DuckdbWarehouse(Warehouse):
             cursor = self._root.cursor()
             cursor.execute("SET TimeZone='UTC'")
             self._local.cursor = cursor
+            with self._cursors_lock:  # close the cursors of threads that have ended
+                ended = [old for thread, old in self._cursors if not thread.is_alive()]
+                self._cursors = [(thread, old) for thread, old in self._cursors if thread.is_alive()]
+                self._cursors.append((threading.current_thread(), cursor))
+            for old in ended:
+                old.close()
         return cursor
 
     def _run(self, sql: str, params: dict[str, Any] | None) -> duckdb.DuckDBPyConnection:

@@ -40,14 +40,19 @@ def translated(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class ThreadLocalSqlite:
-    """Hands each thread its own connection to the same file."""
+    """Hands each thread its own connection to the same file.
+
+    A threaded HTTP server starts a thread per connection, so the connections of threads
+    that have ended are closed whenever a new one is opened: file handles stay bounded
+    by the live threads.
+    """
 
     def __init__(self, path: Path, schema: str, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         with self.connection() as conn:
             conn.executescript(schema)
@@ -63,13 +68,17 @@ class ThreadLocalSqlite:
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                ended = [old for thread, old in self._all if not thread.is_alive()]
+                self._all = [(thread, old) for thread, old in self._all if thread.is_alive()]
+                self._all.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            for conn in self._all:
+            for _, conn in self._all:
                 conn.close()
             self._all.clear()
         self._local = threading.local()

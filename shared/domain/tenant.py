@@ -127,9 +127,13 @@ def dataset_action_for(dataset_exists: bool, force_recreate_dataset: bool, force
 
 
 def step_is_current(state: TenantState, step: str, generation: int) -> bool:
-    """Whether a command of `generation` may still change `step` (not DONE, not superseded by a retry)."""
+    """Whether a command of `generation` may still change `step`.
+
+    Not once it is DONE, not once it was given up (FAILED: only an operator retry, under a
+    new generation, runs it again), and not after a retry superseded the generation.
+    """
     current = state.steps[step]
-    return current.generation == generation and current.status != "DONE"
+    return current.generation == generation and current.status not in ("DONE", "FAILED")
 
 
 def retry_failed_steps(state: TenantState, now: str) -> tuple[TenantState, list[str]]:

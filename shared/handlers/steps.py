@@ -33,6 +33,9 @@ def handle_step(command: StepRequested, services: Services) -> str:
         return "stale"
     if command.generation > step.generation:
         raise PermanentEventError(f"step {command.step} generation {command.generation} is ahead of the state document")
+    if step.status == "FAILED":
+        _mark_processed(services, command, "given_up")  # a straggler after the dead letter
+        return "given_up"
     if step.status == "DONE":
         _republish_view_if_waiting(services, state)
         _mark_processed(services, command, "already_done")
@@ -46,7 +49,7 @@ def handle_step(command: StepRequested, services: Services) -> str:
 
     began = update_tenant(services, command.tenant_id, current(lambda s: transitions.begin_attempt(s, command.step, services.now())))
     if began is None:
-        return "already_done"
+        return "superseded"  # done, given up or retried meanwhile
     try:
         facts = STEP_ACTIONS[command.step](began, command, services)
     except Exception as error:

@@ -212,8 +212,8 @@ def _change_payment_status(state: TenantState, kind: BillingKind, stamp: str, mo
 
 
 def utc_stamp(moment: datetime) -> str:
-    """UTC, microseconds, +00:00: strings in this form compare as their instants do."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    """UTC, microseconds, Z: strings of this fixed width compare as their instants do."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _display(moment: datetime) -> str:

@@ -81,7 +81,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         now=services.clock(),
         retention=default_lifecycle_policy().retention,
     )
-    key = txn.get(API_KEYS, state.api_key_hash) if decision.state.status == "OFFBOARDED" else None
+    key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
     changed = decision.state is not state
     if changed:
         txn.set(TENANTS, state.tenant_id, decision.state.model_dump())
@@ -97,6 +97,9 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         "lifecycle": decision.lifecycle,
         "previous_status": state.status,
         "previous_plan": state.subscription_plan,
+        "status_after": decision.state.status,
+        "plan_after": decision.state.subscription_plan,
+        "changed_at": decision.state.updated_at,
         "effects_done": not changed,
         "processed_at": services.now(),
     }
@@ -126,15 +129,18 @@ def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDec
 def _finish_effects(services: Services, marker: dict[str, Any]) -> None:
     """Warehouse rows from the state document as it now is, then the lifecycle event, then done."""
     tenant_id, event_id = str(marker["tenant_id"]), str(marker["event_id"])
-    state = sync_warehouse(services, tenant_id)
-    if state is not None and marker.get("lifecycle"):
+    sync_warehouse(services, tenant_id)
+    if marker.get("lifecycle"):
         publish_lifecycle(
             services,
-            state,
-            marker["lifecycle"],
-            event_id,
-            previous_status=marker.get("previous_status"),
-            previous_plan=marker.get("previous_plan"),
+            tenant_id=tenant_id,
+            kind=marker["lifecycle"],
+            cause_event_id=event_id,
+            status=marker["status_after"],
+            subscription_plan=marker["plan_after"],
+            occurred_at=marker["changed_at"],
+            previous_status=marker["previous_status"],
+            previous_plan=marker["previous_plan"],
         )
     services.documents.set(PROCESSED_EVENTS, processed_id(event_id), {**marker, "effects_done": True})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from schemas.events import TenantLifecycleEvent
-from shared.domain.tenant import LifecycleKind, TenantState, TenantStatus
+from shared.domain.tenant import FINAL_STEP, LifecycleKind, TenantState, TenantStatus
 from shared.handlers.publishing import publish_event
 from shared.services import Services
 
@@ -17,26 +17,29 @@ def lifecycle_event_id(cause_event_id: str, kind: LifecycleKind) -> str:
 
 def publish_lifecycle(
     services: Services,
-    state: TenantState,
+    *,
+    tenant_id: str,
     kind: LifecycleKind,
     cause_event_id: str,
-    *,
+    status: TenantStatus,
+    subscription_plan: str,
+    occurred_at: str,
     previous_status: TenantStatus | None = None,
     previous_plan: str | None = None,
 ) -> str:
-    """Announce `kind` for the tenant as `state` shows it; returns the lifecycle event id."""
+    """Announce `kind` with the tenant as the change left it (not as it may be by now); returns the event id."""
     event = TenantLifecycleEvent(
         event_id=lifecycle_event_id(cause_event_id, kind),
-        tenant_id=state.tenant_id,
+        tenant_id=tenant_id,
         type=kind,
-        status=state.status,
-        subscription_plan=state.subscription_plan,
+        status=status,
+        subscription_plan=subscription_plan,
         previous_status=previous_status,
         previous_plan=previous_plan,
         cause_event_id=cause_event_id,
-        occurred_at=state.updated_at,
+        occurred_at=occurred_at,
     )
-    publish_event(services, services.settings.topics.lifecycle, event, tenant_id=state.tenant_id)
+    publish_event(services, services.settings.topics.lifecycle, event, tenant_id=tenant_id)
     return event.event_id
 
 
@@ -49,4 +52,13 @@ def publish_activation(services: Services, state: TenantState) -> str | None:
     """`tenant.activated` once the view step made the tenant ACTIVE (repeats keep the same id)."""
     if state.status != "ACTIVE":
         return None
-    return publish_lifecycle(services, state, "tenant.activated", activation_cause_id(state), previous_status="PROVISIONING")
+    return publish_lifecycle(
+        services,
+        tenant_id=state.tenant_id,
+        kind="tenant.activated",
+        cause_event_id=activation_cause_id(state),
+        status="ACTIVE",
+        subscription_plan=state.subscription_plan,
+        occurred_at=state.steps[FINAL_STEP].completed_at or state.updated_at,
+        previous_status="PROVISIONING",
+    )

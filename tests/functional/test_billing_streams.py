@@ -10,12 +10,13 @@ from flask.testing import FlaskClient
 
 from shared.services import Services
 from tests.conftest import SEED_REQUEST
-from tests.functional.billing_support import api_key_status, billing_message, post_billing, trail, view_row
+from tests.functional.billing_support import api_key_status, billing_message, lifecycle_events, post_billing, trail, view_row
 
 TENANTS = 50
 PLANS = ("STARTER", "PROFESSIONAL", "SCALE")
 LIMITS = {"STARTER": 6, "PROFESSIONAL": 25, "SCALE": 100}
 SUBSCRIPTION_STATUS = {"ACTIVE": "ACTIVE", "SUSPENDED": "SUSPENDED", "OFFBOARDED": "CANCELLED"}
+STATUS_AFTER = {"tenant.suspended": "SUSPENDED", "tenant.resumed": "ACTIVE", "tenant.offboarded": "OFFBOARDED"}
 
 
 @dataclass
@@ -92,3 +93,17 @@ def test_shuffled_duplicated_streams_end_in_the_state_the_latest_events_imply(cl
             plan = stream.expected_plan()
             assert state["subscription_plan"] == plan, (tenant_id, stream.messages)
             assert (row["plan_name"], row["subscription_daily_limit"]) == (plan, LIMITS[plan]), tenant_id
+
+    announced: dict[str, dict[str, Any]] = {}
+    for event in lifecycle_events(platform):
+        assert announced.setdefault(event["event_id"], event) == event, "a repeated lifecycle event id must repeat the same event"
+        if event["type"] in STATUS_AFTER:
+            assert event["status"] == STATUS_AFTER[event["type"]], event
+    applied_changes = {
+        record["event_id"]
+        for stream in streams
+        for record in trail(client, stream.tenant_id)
+        if record["outcome"] == "applied" and record["lifecycle_event"]
+    }
+    billing_caused = {event["cause_event_id"] for event in announced.values() if event["type"] != "tenant.activated"}
+    assert billing_caused == applied_changes

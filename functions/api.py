@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from functions.billing import BILLING_ROUTES
 from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
 from shared.entrypoints.http import Router, View, json_response, read_json
@@ -106,4 +107,5 @@ def healthz(request: flask.Request) -> flask.Response:
     return _ROUTERS["healthz"].dispatch(request)
 
 
+ROUTES.update(BILLING_ROUTES)
 ALL_ROUTES = Router([route for routes in ROUTES.values() for route in routes])

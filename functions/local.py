@@ -22,6 +22,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.serving import make_server
 
 from functions.api import ALL_ROUTES
+from functions.billing import billing_dead_letter, billing_event
 from functions.steps import STEP_FUNCTIONS, step_dead_letter
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
 from shared.bootstrap import build_services
@@ -92,6 +93,17 @@ def wire_event_functions(services: Services, bus: SqliteEventBus) -> None:
         bus.subscribe(f"{topic}-push", push_to(function))
         bus.create_subscription(f"{dead_letters}-push", dead_letters)
         bus.subscribe(f"{dead_letters}-push", push_to(step_dead_letter))
+    wire_billing_functions(services, bus)
+
+
+def wire_billing_functions(services: Services, bus: SqliteEventBus) -> None:
+    """Subscribe the billing function to billing-events, and its dead-letter recorder."""
+    topic = services.settings.topics.billing
+    dead_letters = dead_letter_topic(topic)
+    bus.create_subscription(f"{topic}-push", topic, dead_letters)
+    bus.subscribe(f"{topic}-push", push_to(billing_event))
+    bus.create_subscription(f"{dead_letters}-push", dead_letters)
+    bus.subscribe(f"{dead_letters}-push", push_to(billing_dead_letter))
 
 
 class LocalPlatform:

@@ -22,6 +22,11 @@ MODELS: list[type[BaseModel]] = [
     http.HealthResponse,
     events.ValidationRecorded,
     events.StepRequested,
+    events.BillingEvent,
+    events.TenantLifecycleEvent,
+    http.BillingEventAccepted,
+    http.TenantEventsResponse,
+    http.PurgeResponse,
 ]
 
 

@@ -95,3 +95,9 @@ class ServiceUnavailable(DomainError):
 
 class PermanentEventError(Exception):
     """An event that can never succeed (bad schema, unknown tenant): dead-letter it, do not retry."""
+
+
+class TenantSuspended(DomainError):
+    """The tenant's key is valid but the tenant is suspended (a payment failed)."""
+
+    code, status = "TENANT_SUSPENDED", 403

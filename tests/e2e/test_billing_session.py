@@ -54,7 +54,8 @@ def test_plan_change_suspension_and_recovery_over_http(server: RunningServer) ->
     )
     assert accepted.status_code == 202 and accepted.json()["status"] == "ACCEPTED"
     assert len(_eventually(trail, lambda events: len(events) == 1)) == 1
-    row = overview().json()
+    # The trail is written in the transaction; the warehouse follows right after the commit.
+    row = _eventually(lambda: overview().json(), lambda body: body.get("plan_name") == "STARTER")
     assert (row["plan_name"], row["subscription_daily_limit"], row["daily_usage_percent"]) == ("STARTER", 6, 16.7)
 
     requests.post(f"{api}/billing/events", json=billing_message("pay-2", TENANT, "payment_failed", 2), timeout=10)
@@ -62,7 +63,7 @@ def test_plan_change_suspension_and_recovery_over_http(server: RunningServer) ->
     assert suspended.status_code == 403 and suspended.json()["error"]["code"] == "TENANT_SUSPENDED"
 
     requests.post(f"{api}/billing/events", json=billing_message("pay-3", TENANT, "payment_recovered", 3), timeout=10)
-    resumed = _eventually(overview, lambda response: response.status_code == 200)
+    resumed = _eventually(overview, lambda response: response.status_code == 200 and response.json()["tenant_status"] == "ACTIVE")
     assert resumed.status_code == 200 and resumed.json()["tenant_status"] == "ACTIVE"
     assert [(event["event_id"], event["outcome"]) for event in _eventually(trail, lambda events: len(events) == 3)] == [
         ("inv-1", "applied"),

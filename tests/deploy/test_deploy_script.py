@@ -310,6 +310,25 @@ def _passed_parsing(returncode: int, stderr: str) -> bool:
     return returncode == 1 and "active account" in stderr
 
 
+def test_the_upload_holds_the_runtime_code_only(offline_gcloud_env: dict[str, str]) -> None:
+    # Given a local data directory and the virtualenv next to the code
+    (ROOT / ".data").mkdir(exist_ok=True)
+    # When gcloud lists what `--source=.` would upload (.gcloudignore applied)
+    result = subprocess.run(
+        ["gcloud", "meta", "list-files-for-upload", "."],
+        cwd=ROOT,
+        env=offline_gcloud_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    uploaded = set(result.stdout.split())
+    # Then the source root has main.py and requirements.txt, and nothing else than the runtime packages
+    assert {"main.py", "requirements.txt", "functions/api.py", "configs/settings/defaults.yml", "configs/plans.yml"} <= uploaded
+    assert {path.split("/")[0] for path in uploaded} == {"main.py", "requirements.txt", "functions", "shared", "schemas", "configs"}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_printed_cloud_command_gets_past_argument_parsing(dry_run: DryRun, offline_gcloud_env: dict[str, str]) -> None:

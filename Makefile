@@ -23,6 +23,9 @@ emulators: $(BQ_STAMP) ## .venv-bq with the pinned BigQuery emulator (Firestore 
 run: $(STAMP) ## serve every function on http://127.0.0.1:$${PORT:-8080} with embedded backends
 	$(BIN)/python -m functions.local
 
+emulate: $(STAMP) $(BQ_STAMP) ## the deployed topology locally: emulators, topics, push subscriptions, one process per function
+	$(BIN)/python -m scripts.emulate
+
 bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
 	$(BIN)/python -m shared.bootstrap
 

@@ -127,3 +127,28 @@ def test_querying_a_missing_table_is_not_found(gcp_endpoints: dict[str, str]) ->
             warehouse.query("SELECT * FROM `no_such_dataset.no_such_table` WHERE x = @x", {"x": 1})
     finally:
         warehouse.close()
+
+
+@pytest.mark.emulator
+def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str], unique: str) -> None:
+    """gcp_credentials, bigquery_connectivity and central_tables on the GCP backend read the real services."""
+    from schemas.http import TenantRequest
+    from shared.adapters.gcp.wiring import build_gcp_services
+    from shared.config import load_settings
+    from shared.handlers.checks import run_check
+    from shared.handlers.warehouse_setup import ensure_central_tables
+
+    settings = load_settings({**os.environ, "ONBOARDING_BACKEND": "gcp", "ONBOARDING_CENTRAL_DATASET": unique})
+    services = build_gcp_services(settings)
+    request = TenantRequest(tenant_id="probe_tenant", company_name="P", admin_email="p@example.com", subscription_plan="STARTER")
+    try:
+        credentials = run_check("gcp_credentials", True, request, services)
+        assert credentials.passed and "emulator mode" in credentials.detail
+        assert run_check("bigquery_connectivity", True, request, services).passed
+        before = run_check("central_tables", True, request, services)
+        assert not before.passed and "tenant_profiles is missing" in before.detail
+        ensure_central_tables(services.warehouse, unique)
+        after = run_check("central_tables", True, request, services)
+        assert after.passed, after.detail
+    finally:
+        services.close()

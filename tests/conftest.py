@@ -76,8 +76,17 @@ def onboard_seed(client: FlaskClient, request: dict[str, Any] | None = None, wai
     return result
 
 
+EMULATOR_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how long the session's emulators took to start."""
+    for line in EMULATOR_REPORT:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def gcp_endpoints(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def gcp_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Addresses of the Google emulators: those already exported, or ones started for this session.
 
     Tests that use them are marked `emulator`. Without Java or the gcloud emulators they skip,
@@ -98,9 +107,7 @@ def gcp_endpoints(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         pytest.skip("Google emulators unavailable on this machine: " + "; ".join(problems))
     emulators = Emulators(tmp_path_factory.mktemp("emulators"))
     env = emulators.start()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n{emulators.describe_start()}")
+    EMULATOR_REPORT.append(emulators.describe_start())
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:

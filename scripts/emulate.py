@@ -107,8 +107,9 @@ class FunctionProcess(Service):
 class Topology:
     """Topics, subscriptions, one process per function and the front, on running emulators."""
 
-    def __init__(self, emulator_env: dict[str, str], log_dir: Path, front_port: int = 0) -> None:
+    def __init__(self, emulator_env: dict[str, str], log_dir: Path, front_port: int = 0, max_backoff_seconds: int = 10) -> None:
         self.emulator_env = emulator_env
+        self.max_backoff_seconds = max_backoff_seconds
         self.log_dir = log_dir
         self.front_port = front_port or free_port()
         self.url = f"http://127.0.0.1:{self.front_port}"
@@ -186,7 +187,7 @@ class Topology:
         for topic in topics.model_dump().values():
             ensure(publisher.create_topic, name=topic_path(topic))
         retry = pubsub.types.RetryPolicy(
-            minimum_backoff=duration_pb2.Duration(seconds=1), maximum_backoff=duration_pb2.Duration(seconds=10)
+            minimum_backoff=duration_pb2.Duration(seconds=1), maximum_backoff=duration_pb2.Duration(seconds=self.max_backoff_seconds)
         )
         for step, function in STEP_FUNCTIONS.items():
             topic = getattr(topics, step)
@@ -218,6 +219,8 @@ class Topology:
             self._front.shutdown()
             self._front.server_close()
             self._front = None
+        for function in self.functions:
+            function.terminate()
         for function in self.functions:
             function.stop()
 

@@ -138,6 +138,12 @@ class Service:
         except requests.RequestException:
             return False
 
+    def terminate(self) -> None:
+        """Ask the process group to stop without waiting (stop() waits)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM the process group, SIGKILL it if it lingers."""
         if self.process is None or self.process.poll() is not None:
@@ -224,6 +230,8 @@ class Emulators:
 
     def stop(self) -> None:
         """Stop every service this object started."""
+        for service in self.services:
+            service.terminate()
         for service in reversed(self.services):
             service.stop()
 

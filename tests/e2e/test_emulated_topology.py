@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from scripts.emulate import Topology
+from scripts.emulate import MAX_DELIVERY_ATTEMPTS, Topology
 from scripts.emulators import Emulators, missing_prerequisites
 from tests.e2e.test_seed_session import run_seed_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
 
 
-@pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Topology]:
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """Emulators and the topology, once for this module (each test uses its own tenant)."""
+    tmp_path = tmp_path_factory.mktemp("emulated")
     problems = missing_prerequisites()
     if problems:
         if os.environ.get("ONBOARDING_REQUIRE_EMULATORS") == "1":
@@ -25,7 +26,8 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
         pytest.skip("Google emulators unavailable on this machine: " + "; ".join(problems))
     emulators = Emulators(tmp_path / "emulators")
     env = emulators.start()
-    running = Topology(env, tmp_path / "topology")
+    # A short retry policy so a message that keeps failing reaches its dead-letter topic in seconds.
+    running = Topology(env, tmp_path / "topology", max_backoff_seconds=2)
     try:
         running.start()
         yield running
@@ -64,3 +66,50 @@ def test_unknown_route_on_the_front_is_a_json_404(topology: Topology) -> None:
     response = requests.get(f"{topology.url}/api/v1/nothing/here", timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view step delivered before its prerequisites fails (500) on every push; after the
+    subscription's max_delivery_attempts Pub/Sub moves it to the dead-letter topic, whose push
+    reaches step_dead_letter, which marks the step and the tenant FAILED."""
+    import dataclasses
+    import time
+
+    from schemas.http import OnboardRequest
+    from shared.adapters.gcp.wiring import build_gcp_services
+    from shared.config import load_settings
+    from shared.handlers.onboard import onboard, publish_step
+    from shared.handlers.steps import load_tenant
+    from shared.ports import EventBus
+
+    class Withheld(EventBus):
+        """Keeps the prerequisite step commands from being published."""
+
+        def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+            return "withheld"
+
+    for name, value in topology.env.items():
+        monkeypatch.setenv(name, value)
+    body = {"tenant_id": "doomed_tenant", "company_name": "D", "admin_email": "d@example.com", "subscription_plan": "STARTER"}
+    assert requests.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=30).json()["ready_for_onboarding"]
+    services = build_gcp_services(load_settings())
+    try:
+        onboard(OnboardRequest.model_validate(body), None, dataclasses.replace(services, bus=Withheld()))
+        state = load_tenant(services, "doomed_tenant")
+        assert state is not None
+        publish_step(services, state, "view")
+        deadline = time.monotonic() + 90
+        status: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            status = requests.get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=10).json()
+            if status["status"] == "FAILED":
+                break
+            time.sleep(0.5)
+    finally:
+        services.close()
+    assert status["status"] == "FAILED", status
+    assert "step view failed" in str(status["error"])
+    steps = {step["name"]: step for step in status["steps"]}  # type: ignore[attr-defined]
+    assert steps["view"]["status"] == "FAILED"
+    view_log = (topology.log_dir / "step_view.log").read_text()
+    assert view_log.count("RuntimeError: view step delivered before its prerequisites were done") >= MAX_DELIVERY_ATTEMPTS

@@ -152,3 +152,40 @@ def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str],
         assert after.passed, after.detail
     finally:
         services.close()
+
+
+def test_credentials_check_reports_missing_application_default_credentials(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.adapters.gcp.wiring import credentials_check
+    from shared.config import load_settings
+
+    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    passed, detail = credentials_check(load_settings({"ONBOARDING_BACKEND": "gcp", "GOOGLE_CLOUD_PROJECT": "p"}))
+    assert passed is False
+    assert "application default credentials unavailable" in detail
+
+
+def test_credentials_check_in_emulator_mode_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.adapters.gcp.wiring import credentials_check
+    from shared.config import load_settings
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:2")
+    settings = load_settings(
+        {"GOOGLE_CLOUD_PROJECT": "p", "BIGQUERY_API_ENDPOINT": "http://127.0.0.1:3", "KMS_API_ENDPOINT": "http://127.0.0.1:4"}
+    )
+    passed, detail = credentials_check(settings)
+    assert passed and detail.startswith("emulator mode") and "127.0.0.1:3" in detail
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({}, "GOOGLE_CLOUD_PROJECT"), ({"GOOGLE_CLOUD_PROJECT": "p"}, "ONBOARDING_KMS_KEY_NAME")],
+)
+def test_the_gcp_backend_refuses_to_start_without_project_or_key(env: dict[str, str], message: str) -> None:
+    from shared.adapters.gcp.wiring import build_gcp_services
+    from shared.config import load_settings
+
+    with pytest.raises(RuntimeError, match=message):
+        build_gcp_services(load_settings({"ONBOARDING_BACKEND": "gcp", **env}))

@@ -69,7 +69,7 @@ def _health(request: flask.Request) -> flask.Response:
 
 ROUTES: dict[str, list[tuple[str, str, View]]] = {
     "dryrun": [("POST", "/api/v1/tenants/dryrun", _dryrun)],
-    "onboard": [("POST", "/api/v1/tenants/onboard", _onboard)],
+    "onboard_tenant": [("POST", "/api/v1/tenants/onboard", _onboard)],
     "tenant_status": [("GET", "/api/v1/tenants/<tenant_id>", _status)],
     "tenant_overview": [("GET", "/api/v1/tenants/<tenant_id>/overview", _overview)],
     "healthz": [("GET", "/healthz", _health)],
@@ -86,7 +86,7 @@ def dryrun(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def onboard_tenant(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/onboard: create the tenant after a passed dry run."""
-    return _ROUTERS["onboard"].dispatch(request)
+    return _ROUTERS["onboard_tenant"].dispatch(request)
 
 
 @functions_framework.http

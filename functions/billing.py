@@ -41,9 +41,9 @@ def _purge(request: flask.Request) -> flask.Response:
 
 
 BILLING_ROUTES: dict[str, list[tuple[str, str, View]]] = {
-    "billing_events": [("POST", "/api/v1/billing/events", _publish_billing_event)],
-    "tenant_events": [("GET", "/api/v1/tenants/<tenant_id>/events", _tenant_events)],
-    "purge_expired": [("POST", "/api/v1/tenants/purge-expired", _purge)],
+    "billing_events_http": [("POST", "/api/v1/billing/events", _publish_billing_event)],
+    "tenant_events_http": [("GET", "/api/v1/tenants/<tenant_id>/events", _tenant_events)],
+    "purge_expired_http": [("POST", "/api/v1/tenants/purge-expired", _purge)],
 }
 _ROUTERS = {name: Router(routes) for name, routes in BILLING_ROUTES.items()}
 
@@ -51,19 +51,19 @@ _ROUTERS = {name: Router(routes) for name, routes in BILLING_ROUTES.items()}
 @functions_framework.http
 def billing_events_http(request: flask.Request) -> flask.Response:
     """POST /api/v1/billing/events: publish one billing message on billing-events; 202."""
-    return _ROUTERS["billing_events"].dispatch(request)
+    return _ROUTERS["billing_events_http"].dispatch(request)
 
 
 @functions_framework.http
 def tenant_events_http(request: flask.Request) -> flask.Response:
     """GET /api/v1/tenants/{tenant_id}/events: the tenant's audit trail."""
-    return _ROUTERS["tenant_events"].dispatch(request)
+    return _ROUTERS["tenant_events_http"].dispatch(request)
 
 
 @functions_framework.http
 def purge_expired_http(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/purge-expired: purge offboarded tenants past their retention."""
-    return _ROUTERS["purge_expired"].dispatch(request)
+    return _ROUTERS["purge_expired_http"].dispatch(request)
 
 
 @functions_framework.cloud_event

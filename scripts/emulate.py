@@ -32,28 +32,19 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from functions.api import ROUTES
+from functions.topology import EVENT_TRIGGERS
 from scripts.emulators import ROOT, Emulators, Service, free_port
 from shared.config import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 
-HTTP_FUNCTIONS = {
-    "dryrun": "dryrun",
-    "onboard": "onboard_tenant",
-    "tenant_status": "tenant_status",
-    "tenant_overview": "tenant_overview",
-    "healthz": "healthz",
-}
-STEP_FUNCTIONS = {"subscription": "step_subscription", "quota": "step_quota", "dataset": "step_dataset", "view": "step_view"}
-DEAD_LETTER_FUNCTION = "step_dead_letter"
+HTTP_FUNCTIONS = tuple(ROUTES)
 MAX_DELIVERY_ATTEMPTS = 5
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
 def front_app(targets: dict[str, str]) -> Any:
     """A WSGI app forwarding each API route to the URL of the function that serves it."""
-    rules = Map(
-        [Rule(path, methods=[method], endpoint=HTTP_FUNCTIONS[name]) for name, routes in ROUTES.items() for method, path, _ in routes]
-    )
+    rules = Map([Rule(path, methods=[method], endpoint=name) for name, routes in ROUTES.items() for method, path, _ in routes])
 
     @Request.application  # type: ignore[untyped-decorator]
     def app(request: Request) -> Response:
@@ -124,7 +115,8 @@ class Topology:
         """Bring everything up; returns the front URL."""
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        ports = {name: free_port() for name in [*HTTP_FUNCTIONS.values(), *STEP_FUNCTIONS.values(), DEAD_LETTER_FUNCTION]}
+        event_functions = {t.function for t in EVENT_TRIGGERS} | {t.dead_letter_function for t in EVENT_TRIGGERS if t.dead_letter_function}
+        ports = {name: free_port() for name in [*HTTP_FUNCTIONS, *sorted(event_functions)]}
         self.functions = [FunctionProcess(name, port, self.env) for name, port in ports.items()]
         try:
             for function in self.functions:
@@ -189,26 +181,31 @@ class Topology:
         retry = pubsub.types.RetryPolicy(
             minimum_backoff=duration_pb2.Duration(seconds=1), maximum_backoff=duration_pb2.Duration(seconds=self.max_backoff_seconds)
         )
-        for step, function in STEP_FUNCTIONS.items():
-            topic = getattr(topics, step)
+        for trigger in EVENT_TRIGGERS:
+            topic = trigger.topic(topics)
             dead_letters = dead_letter_topic(topic)
-            ensure(publisher.create_topic, name=topic_path(dead_letters))
-            ensure(
-                subscriber.create_subscription,
-                name=subscriber.subscription_path(self.project, f"{dead_letters}-push"),
-                topic=topic_path(dead_letters),
-                push_config={"push_endpoint": push_url(DEAD_LETTER_FUNCTION, dead_letters)},
-                ack_deadline_seconds=60,
-                retry_policy=retry,
-            )
+            policy: dict[str, Any] = {}
+            if trigger.dead_letter_function:
+                ensure(publisher.create_topic, name=topic_path(dead_letters))
+                ensure(
+                    subscriber.create_subscription,
+                    name=subscriber.subscription_path(self.project, f"{dead_letters}-push"),
+                    topic=topic_path(dead_letters),
+                    push_config={"push_endpoint": push_url(trigger.dead_letter_function, dead_letters)},
+                    ack_deadline_seconds=60,
+                    retry_policy=retry,
+                )
+                policy = {
+                    "dead_letter_policy": {"dead_letter_topic": topic_path(dead_letters), "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS}
+                }
             ensure(
                 subscriber.create_subscription,
                 name=subscriber.subscription_path(self.project, f"{topic}-push"),
                 topic=topic_path(topic),
-                push_config={"push_endpoint": push_url(function, topic)},
+                push_config={"push_endpoint": push_url(trigger.function, topic)},
                 ack_deadline_seconds=60,
                 retry_policy=retry,
-                dead_letter_policy={"dead_letter_topic": topic_path(dead_letters), "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
+                **policy,
             )
         publisher.stop()
         subscriber.close()

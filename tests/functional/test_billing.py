@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from functions.local import wire_billing_functions
+from functions.local import wire_event_functions
 from schemas.events import TenantLifecycleEvent
 from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
@@ -277,7 +277,7 @@ def test_events_for_a_tenant_still_provisioning_are_dead_lettered(services: Serv
     try:
         bus = services.bus
         assert isinstance(bus, SqliteEventBus)
-        wire_billing_functions(services, bus)
+        wire_event_functions(services, bus, only={"billing_event"})
         client = create_app().test_client()
         assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
         assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202

@@ -10,7 +10,7 @@ Usage: ./deploy.sh --project PROJECT_ID --region REGION [options]
 Creates or updates everything the onboarding control plane needs in one project:
 APIs, one service account per function, Pub/Sub topics with dead-letter topics,
 the Firestore database, the Cloud KMS key, the central BigQuery dataset and tables,
-and every Cloud Function (2nd gen, Python 3.12).
+every Cloud Function (2nd gen, Python 3.12) and the daily purge's Cloud Scheduler job.
 
 Options:
   --project ID               Google Cloud project id (required)
@@ -159,7 +159,6 @@ settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$RE
 } <<<"$settings"
 KMS_KEY=projects/$PROJECT/locations/$REGION/keyRings/$KEY_RING/cryptoKeys/$CRYPTO_KEY
 
-HTTP_FUNCTIONS=(dryrun onboard_tenant tenant_status tenant_overview healthz)
 STEPS=(subscription quota dataset view)
 step_topic() {
   case $1 in
@@ -175,7 +174,53 @@ for step in "${STEPS[@]}"; do
   STEP_TOPICS+=("$(step_topic "$step")")
   DEAD_LETTER_TOPICS+=("$(step_topic "$step")-dead-letter")
 done
-TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE")
+BILLING_DEAD_LETTER=$TOPIC_BILLING-dead-letter
+DEAD_LETTER_TOPICS+=("$BILLING_DEAD_LETTER")
+# The purge runs daily: Cloud Scheduler publishes on this topic (no code reads its name).
+TOPIC_PURGE=tenant-purge
+PURGE_JOB=tenant-purge-daily
+PURGE_SCHEDULE='30 3 * * *'
+TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE")
+
+# Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
+# bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
+PURGE_ROLE_ID=onboardingDatasetPurger
+PURGE_ROLE=projects/$PROJECT/roles/$PURGE_ROLE_ID
+PURGE_PERMISSIONS=bigquery.datasets.get,bigquery.datasets.delete,bigquery.tables.list,bigquery.tables.delete
+
+# Roles are written ROLE (project-wide), ROLE@central (the central dataset only),
+# ROLE@tenant-datasets (every dataset but the central one), ROLE@topic:NAME or ROLE@key (the KMS key);
+# ROLE is a predefined role without its roles/ prefix, or a custom role's full name.
+# Purge: finds offboarded tenants and deletes their state, processed markers and audit record (Firestore);
+# deletes each tenant's dataset, named by tenant id at run time, hence the grant on every dataset but the
+# central one; deletes the tenant's rows in the central tables (DML jobs).
+PURGE_GRANTS="datastore.user bigquery.jobUser bigquery.dataEditor@central $PURGE_ROLE@tenant-datasets"
+
+# HTTP functions, one line each: name, timeout, roles from what its handler touches.
+HTTP_TABLE=(
+  # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
+  "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
+  # tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps;
+  # may wait up to http.max_wait_seconds for the outcome.
+  "onboard_tenant 120s datastore.user cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  # reads tenants/{id}.
+  "tenant_status 60s datastore.viewer"
+  # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
+  # (tenant datasets are created at run time, hence project-wide read).
+  "tenant_overview 60s datastore.viewer bigquery.jobUser bigquery.dataViewer"
+  # touches nothing: its account has no role.
+  "healthz 60s"
+  # publishes the billing message it was given, nothing else.
+  "billing_events_http 60s pubsub.publisher@topic:$TOPIC_BILLING"
+  # reads the tenant's audit records and tenants/{id}.
+  "tenant_events_http 60s datastore.viewer"
+  "purge_expired_http 540s $PURGE_GRANTS"
+)
+HTTP_FUNCTIONS=()
+for line in "${HTTP_TABLE[@]}"; do
+  HTTP_FUNCTIONS+=("${line%% *}")
+done
+EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired)
 
 # Service account ids: 6-30 characters, lowercase, digits and hyphens.
 sa_email() {
@@ -188,7 +233,7 @@ SA_NAMES=("${HTTP_FUNCTIONS[@]}")
 for step in "${STEPS[@]}"; do
   SA_NAMES+=("step_$step")
 done
-SA_NAMES+=(step_dead_letter trigger build)
+SA_NAMES+=(step_dead_letter "${EVENT_FUNCTIONS[@]}" trigger build)
 
 FUNCTIONS=("${HTTP_FUNCTIONS[@]}")
 for step in "${STEPS[@]}"; do
@@ -197,6 +242,7 @@ done
 for step in "${STEPS[@]}"; do
   FUNCTIONS+=("step_dead_letter_$step")
 done
+FUNCTIONS+=("${EVENT_FUNCTIONS[@]}")
 
 note "deploy.sh plan for project $PROJECT, region $REGION$( ((DRY_RUN)) && printf ' (dry run: nothing is run)')"
 note "functions: ${FUNCTIONS[*]}"
@@ -212,6 +258,7 @@ run gcloud services enable \
   cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com pubsub.googleapis.com \
   firestore.googleapis.com bigquery.googleapis.com cloudkms.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com iam.googleapis.com logging.googleapis.com cloudresourcemanager.googleapis.com \
+  cloudscheduler.googleapis.com \
   --project="$PROJECT"
 
 PROJECT_NUMBER=$(lookup '<project-number>' gcloud projects describe "$PROJECT" --format='value(projectNumber)')
@@ -255,66 +302,83 @@ done
 
 # ---------------------------------------------------------------- least-privilege roles
 
-project_role() {
+note "custom role $PURGE_ROLE_ID: delete datasets and their tables"
+if exists gcloud iam roles describe "$PURGE_ROLE_ID" --project="$PROJECT"; then
+  run gcloud iam roles update "$PURGE_ROLE_ID" --project="$PROJECT" --permissions="$PURGE_PERMISSIONS" --format=none
+else
+  run gcloud iam roles create "$PURGE_ROLE_ID" --project="$PROJECT" --title="Onboarding dataset purger" \
+    --description="Deletes offboarded tenants' datasets" --permissions="$PURGE_PERMISSIONS" --stage=GA --format=none
+fi
+
+project_binding() {
   local name=$1 role=$2
+  shift 2
   run_iam gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$(sa_email "$name")" \
-    --role="roles/$role" --condition=None --format=none
+    --role="$role" --format=none "$@"
 }
 
-# BigQuery honours IAM conditions on resource.name: this grant reaches the central dataset only.
-central_dataset_role() {
-  local name=$1 role=$2 dataset=projects/$PROJECT/datasets/$CENTRAL_DATASET
-  run_iam gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$(sa_email "$name")" \
-    --role="roles/$role" --format=none \
-    --condition="expression=resource.name == \"$dataset\" || resource.name.startsWith(\"$dataset/\"),title=$CENTRAL_DATASET only"
-}
-
-topic_role() {
-  local name=$1 topic=$2 role=$3
-  run_iam gcloud pubsub topics add-iam-policy-binding "$topic" --member="serviceAccount:$(sa_email "$name")" \
-    --role="roles/$role" --project="$PROJECT" --format=none
+# grant NAME ROLE...: the roles of one function's account, written as described above HTTP_TABLE.
+# BigQuery honours IAM conditions on resource.name, which is how a grant reaches some datasets only.
+grant() {
+  local name=$1 spec role scope dataset=projects/$PROJECT/datasets/$CENTRAL_DATASET
+  shift
+  for spec in "$@"; do
+    role=${spec%%@*}
+    scope=""
+    [[ $spec == *@* ]] && scope=${spec#*@}
+    [[ $role == projects/* ]] || role=roles/$role
+    case $scope in
+      "") project_binding "$name" "$role" --condition=None ;;
+      central)
+        project_binding "$name" "$role" \
+          --condition="expression=resource.name == \"$dataset\" || resource.name.startsWith(\"$dataset/\"),title=$CENTRAL_DATASET only" ;;
+      tenant-datasets)
+        project_binding "$name" "$role" \
+          --condition="expression=resource.name != \"$dataset\" && !resource.name.startsWith(\"$dataset/\"),title=not $CENTRAL_DATASET" ;;
+      key)
+        run_iam gcloud kms keys add-iam-policy-binding "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" \
+          --member="serviceAccount:$(sa_email "$name")" --role="$role" --project="$PROJECT" --format=none ;;
+      topic:*)
+        run_iam gcloud pubsub topics add-iam-policy-binding "${scope#topic:}" --member="serviceAccount:$(sa_email "$name")" \
+          --role="$role" --project="$PROJECT" --format=none ;;
+      *) die "unknown role scope in '$spec' of $name" ;;
+    esac
+  done
 }
 
 note "roles of each function, from what its handler touches"
-# dryrun: writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
-project_role dryrun datastore.user
-project_role dryrun bigquery.jobUser
-project_role dryrun bigquery.metadataViewer
-topic_role dryrun "$TOPIC_VALIDATIONS" pubsub.publisher
-# onboard_tenant: tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps.
-project_role onboard_tenant datastore.user
-run_iam gcloud kms keys add-iam-policy-binding "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" \
-  --member="serviceAccount:$(sa_email onboard_tenant)" --role=roles/cloudkms.cryptoKeyEncrypterDecrypter \
-  --project="$PROJECT" --format=none
-for step in subscription quota dataset; do
-  topic_role onboard_tenant "$(step_topic "$step")" pubsub.publisher
+for line in "${HTTP_TABLE[@]}"; do
+  read -r name _ grants <<<"$line"
+  read -ra specs <<<"$grants"
+  grant "$name" "${specs[@]+"${specs[@]}"}"
 done
-# tenant_status: reads tenants/{id}.
-project_role tenant_status datastore.viewer
-# tenant_overview: reads API keys and the tenant document; queries the tenant's view, which reads the central tables.
-# Tenant datasets are created at run time, hence project-wide read.
-project_role tenant_overview datastore.viewer
-project_role tenant_overview bigquery.jobUser
-project_role tenant_overview bigquery.dataViewer
-# healthz touches nothing: its account has no role.
 # Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
 # a message that can never succeed goes straight to the step's dead-letter topic.
 for step in "${STEPS[@]}"; do
   name=step_$step
-  project_role "$name" datastore.user
-  project_role "$name" bigquery.jobUser
+  grant "$name" datastore.user bigquery.jobUser
   case $step in
-    subscription | quota) central_dataset_role "$name" bigquery.dataEditor ;;
+    subscription | quota) grant "$name" bigquery.dataEditor@central ;;
     # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
-    dataset | view) project_role "$name" bigquery.dataEditor ;;
+    dataset | view) grant "$name" bigquery.dataEditor ;;
   esac
-  [[ $step == view ]] || topic_role "$name" "$TOPIC_VIEW" pubsub.publisher
-  topic_role "$name" "$(step_topic "$step")-dead-letter" pubsub.publisher
+  [[ $step == view ]] || grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
 done
 # step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.
-project_role step_dead_letter datastore.user
+grant step_dead_letter datastore.user
+# billing_event: tenant, API key, processed-event and audit documents in one transaction; the tenant's profile
+# status, subscription and quota rows (central dataset, DML); announces on tenant-lifecycle; a message that can
+# never apply goes straight to its dead-letter topic.
+grant billing_event datastore.user bigquery.jobUser bigquery.dataEditor@central \
+  "pubsub.publisher@topic:$TOPIC_LIFECYCLE" "pubsub.publisher@topic:$BILLING_DEAD_LETTER"
+# billing_dead_letter: keeps the message in billing_dead_letters.
+grant billing_dead_letter datastore.user
+# purge_expired: as purge_expired_http (PURGE_GRANTS).
+read -ra specs <<<"$PURGE_GRANTS"
+grant purge_expired "${specs[@]}"
 # Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.
-project_role build cloudbuild.builds.builder
+grant build cloudbuild.builds.builder
 # Push deliveries carry an OIDC token of the trigger account, minted by the Pub/Sub service agent.
 run_iam gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --member="$PUBSUB_AGENT" \
   --role=roles/iam.serviceAccountTokenCreator --project="$PROJECT" --format=none
@@ -356,10 +420,8 @@ wire_event_function() {
 }
 
 note "HTTP functions (authenticated callers only)"
-for name in "${HTTP_FUNCTIONS[@]}"; do
-  timeout=60s
-  # onboard_tenant may wait up to http.max_wait_seconds for the outcome.
-  [[ $name == onboard_tenant ]] && timeout=120s
+for line in "${HTTP_TABLE[@]}"; do
+  read -r name timeout _ <<<"$line"
   deploy_function "$name" "$name" "$name" --trigger-http --no-allow-unauthenticated --timeout="$timeout"
   for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
     run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="$member" \
@@ -381,6 +443,25 @@ for step in "${STEPS[@]}"; do
     --trigger-topic="$(step_topic "$step")-dead-letter" --retry --trigger-service-account="$TRIGGER_SA" --timeout=60s
   wire_event_function "step_dead_letter_$step"
 done
+
+note "billing: billing_event on $TOPIC_BILLING, retried then dead-lettered; billing_dead_letter on $BILLING_DEAD_LETTER"
+deploy_function billing_event billing_event billing_event --trigger-topic="$TOPIC_BILLING" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=300s
+wire_event_function billing_event "$BILLING_DEAD_LETTER"
+deploy_function billing_dead_letter billing_dead_letter billing_dead_letter --trigger-topic="$BILLING_DEAD_LETTER" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=60s
+wire_event_function billing_dead_letter
+
+note "purge: purge_expired on $TOPIC_PURGE, published daily ($PURGE_SCHEDULE UTC) by Cloud Scheduler"
+deploy_function purge_expired purge_expired purge_expired --trigger-topic="$TOPIC_PURGE" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=540s
+wire_event_function purge_expired
+# Cloud Scheduler publishes as its own service agent, which may publish to any topic of the project.
+verb=create
+exists gcloud scheduler jobs describe "$PURGE_JOB" --location="$REGION" --project="$PROJECT" && verb=update
+run gcloud scheduler jobs "$verb" pubsub "$PURGE_JOB" --location="$REGION" --schedule="$PURGE_SCHEDULE" \
+  --time-zone=Etc/UTC --topic="projects/$PROJECT/topics/$TOPIC_PURGE" --message-body='{"reason": "retention"}' \
+  --description="Purge offboarded tenants past their retention" --project="$PROJECT" --format=none
 
 if ((DRY_RUN)); then
   note "dry run finished: nothing was created"

@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+BQ_STAMP := .venv-bq/.installed-$(shell sha1sum requirements-bq.txt | cut -c1-12)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run test bench chaos lint schemas bootstrap clean
+.PHONY: install emulators run emulate test bench chaos lint schemas bootstrap clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,13 +15,21 @@ $(STAMP): requirements.txt
 
 install: $(STAMP) ## create .venv and install pinned dependencies
 
+$(BQ_STAMP): requirements-bq.txt $(STAMP)
+	$(BIN)/python -m scripts.emulators install
+
+emulators: $(BQ_STAMP) ## .venv-bq with the pinned BigQuery emulator (Firestore and Pub/Sub come with gcloud)
+
 run: $(STAMP) ## serve every function on http://127.0.0.1:$${PORT:-8080} with embedded backends
 	$(BIN)/python -m functions.local
+
+emulate: $(STAMP) $(BQ_STAMP) ## the deployed topology locally: emulators, topics, push subscriptions, one process per function
+	$(BIN)/python -m scripts.emulate
 
 bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
 	$(BIN)/python -m shared.bootstrap
 
-test: $(STAMP) ## the whole suite: unit, contract, functional, end to end
+test: $(STAMP) $(BQ_STAMP) ## the whole suite: unit, contract (embedded and emulated GCP), functional, end to end
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## latency and onboarding-time figures on embedded backends

@@ -1,5 +1,474 @@
 #!/usr/bin/env bash
-# Deploys the onboarding control plane to Google Cloud.
+# Deploys the onboarding control plane to Google Cloud. Safe to re-run: every resource is
+# described before it is created, bindings and deployments converge. See README, "Deploying to Google Cloud".
 set -euo pipefail
-echo "deploy.sh: deployment to Google Cloud is not implemented yet; run locally with 'make run'." >&2
-exit 1
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh --project PROJECT_ID --region REGION [options]
+
+Creates or updates everything the onboarding control plane needs in one project:
+APIs, one service account per function, Pub/Sub topics with dead-letter topics,
+the Firestore database, the Cloud KMS key, the central BigQuery dataset and tables,
+every Cloud Function (2nd gen, Python 3.12) and the daily purge's Cloud Scheduler job.
+
+Options:
+  --project ID               Google Cloud project id (required)
+  --region REGION            region of the functions, Firestore, KMS key (required), e.g. europe-west1
+  --bigquery-location LOC    location of the BigQuery datasets (default: the region)
+  --invoker MEMBER           may call the HTTP functions, e.g. group:ops@example.com (repeatable)
+  --dry-run                  print every command, one per line after "+ ", and run none
+  -h, --help                 this help
+
+In --dry-run, gcloud is never called: each resource is assumed absent, so the plan
+shows the describe check and the create it leads to; values known only after a
+real call appear as <placeholders>. Only the functions' env-vars file is written.
+EOF
+}
+
+die() {
+  printf 'deploy.sh: %s\n' "$*" >&2
+  exit 2
+}
+
+PROJECT=""
+REGION=""
+BQ_LOCATION=""
+DRY_RUN=0
+INVOKERS=()
+while (($#)); do
+  case $1 in
+    --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
+    --project=*) PROJECT=${1#*=}; shift ;;
+    --region) REGION=${2:-}; shift 2 || die "--region needs a value" ;;
+    --region=*) REGION=${1#*=}; shift ;;
+    --bigquery-location) BQ_LOCATION=${2:-}; shift 2 || die "--bigquery-location needs a value" ;;
+    --bigquery-location=*) BQ_LOCATION=${1#*=}; shift ;;
+    --invoker) INVOKERS+=("${2:-}"); shift 2 || die "--invoker needs a value" ;;
+    --invoker=*) INVOKERS+=("${1#*=}"); shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+[[ -n $PROJECT ]] || { usage >&2; die "--project is required"; }
+[[ -n $REGION ]] || { usage >&2; die "--region is required"; }
+[[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "not a project id: $PROJECT"
+[[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "not a region: $REGION"
+for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+  [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
+done
+
+cd "$(dirname "$0")"
+# The plan goes to the original stdout even from inside $(...).
+exec 3>&1
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+
+if [[ -n ${PYTHON:-} ]]; then
+  :
+elif [[ -x .venv/bin/python ]]; then
+  PYTHON=.venv/bin/python
+else
+  PYTHON=python3
+fi
+if ((!DRY_RUN)); then
+  command -v gcloud >/dev/null || die "gcloud is not installed (https://cloud.google.com/sdk/docs/install)"
+fi
+
+# ---------------------------------------------------------------- printing and running
+
+# Like Python's shlex.quote, so every printed command can be split back into its arguments.
+quote() {
+  if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+show() {
+  local line="+" arg
+  for arg in "$@"; do
+    line+=" $(quote "$arg")"
+  done
+  printf '%s\n' "$line" >&3
+}
+
+note() {
+  printf '# %s\n' "$*" >&3
+}
+
+run() {
+  show "$@"
+  ((DRY_RUN)) || "$@"
+}
+
+# IAM is eventually consistent: a service account created seconds ago may not be found yet.
+run_iam() {
+  show "$@"
+  ((DRY_RUN)) && return 0
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$@" && return 0
+    ((attempt < 5)) || break
+    printf 'deploy.sh: retrying in %ss\n' $((attempt * 5)) >&2
+    sleep $((attempt * 5))
+  done
+  return 1
+}
+
+# The describe half of "describe before create": false when absent (always, in a dry run).
+exists() {
+  show "$@"
+  ((DRY_RUN)) && return 1
+  "$@" >/dev/null 2>&1
+}
+
+# A value read from the cloud; in a dry run, its placeholder.
+lookup() {
+  local placeholder=$1
+  shift
+  show "$@"
+  if ((DRY_RUN)); then
+    printf '%s' "$placeholder"
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------- configuration
+
+ENV_FILE=.deploy/$PROJECT/env.yml
+settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$REGION" \
+  --bigquery-location="$BQ_LOCATION" --env-file="$ENV_FILE")
+{
+  read -r CENTRAL_DATASET
+  read -r BQ_LOCATION
+  read -r MAX_DELIVERY_ATTEMPTS
+  read -r KEY_RING
+  read -r CRYPTO_KEY
+  read -r ROTATION_PERIOD
+  read -r NEXT_ROTATION
+  read -r TOPIC_VALIDATIONS
+  read -r TOPIC_BILLING
+  read -r TOPIC_LIFECYCLE
+  read -r TOPIC_SUBSCRIPTION
+  read -r TOPIC_QUOTA
+  read -r TOPIC_DATASET
+  read -r TOPIC_VIEW
+} <<<"$settings"
+KMS_KEY=projects/$PROJECT/locations/$REGION/keyRings/$KEY_RING/cryptoKeys/$CRYPTO_KEY
+
+STEPS=(subscription quota dataset view)
+step_topic() {
+  case $1 in
+    subscription) printf '%s' "$TOPIC_SUBSCRIPTION" ;;
+    quota) printf '%s' "$TOPIC_QUOTA" ;;
+    dataset) printf '%s' "$TOPIC_DATASET" ;;
+    view) printf '%s' "$TOPIC_VIEW" ;;
+  esac
+}
+STEP_TOPICS=()
+DEAD_LETTER_TOPICS=()
+for step in "${STEPS[@]}"; do
+  STEP_TOPICS+=("$(step_topic "$step")")
+  DEAD_LETTER_TOPICS+=("$(step_topic "$step")-dead-letter")
+done
+BILLING_DEAD_LETTER=$TOPIC_BILLING-dead-letter
+DEAD_LETTER_TOPICS+=("$BILLING_DEAD_LETTER")
+# The purge runs daily: Cloud Scheduler publishes on this topic (no code reads its name).
+TOPIC_PURGE=tenant-purge
+PURGE_JOB=tenant-purge-daily
+PURGE_SCHEDULE='30 3 * * *'
+TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE")
+
+# Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
+# bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
+PURGE_ROLE_ID=onboardingDatasetPurger
+PURGE_ROLE=projects/$PROJECT/roles/$PURGE_ROLE_ID
+PURGE_PERMISSIONS=bigquery.datasets.get,bigquery.datasets.delete,bigquery.tables.list,bigquery.tables.delete
+
+# Roles are written ROLE (project-wide), ROLE@central (the central dataset only),
+# ROLE@tenant-datasets (every dataset but the central one), ROLE@topic:NAME or ROLE@key (the KMS key);
+# ROLE is a predefined role without its roles/ prefix, or a custom role's full name.
+# Purge: finds offboarded tenants and deletes their state, processed markers and audit record (Firestore);
+# deletes each tenant's dataset, named by tenant id at run time, hence the grant on every dataset but the
+# central one; deletes the tenant's rows in the central tables (DML jobs).
+PURGE_GRANTS="datastore.user bigquery.jobUser bigquery.dataEditor@central $PURGE_ROLE@tenant-datasets"
+
+# HTTP functions, one line each: name, timeout, roles from what its handler touches.
+HTTP_TABLE=(
+  # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
+  "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
+  # tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps;
+  # may wait up to http.max_wait_seconds for the outcome.
+  "onboard_tenant 120s datastore.user cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  # reads tenants/{id}.
+  "tenant_status 60s datastore.viewer"
+  # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
+  # (tenant datasets are created at run time, hence project-wide read).
+  "tenant_overview 60s datastore.viewer bigquery.jobUser bigquery.dataViewer"
+  # touches nothing: its account has no role.
+  "healthz 60s"
+  # publishes the billing message it was given, nothing else.
+  "billing_events_http 60s pubsub.publisher@topic:$TOPIC_BILLING"
+  # reads the tenant's audit records and tenants/{id}.
+  "tenant_events_http 60s datastore.viewer"
+  "purge_expired_http 540s $PURGE_GRANTS"
+  # a FAILED tenant's document and its dead-letter records; republishes the failed steps.
+  "retry_tenant_steps 60s datastore.user pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET pubsub.publisher@topic:$TOPIC_VIEW"
+  # reads the dead-letter records.
+  "dead_letters 60s datastore.viewer"
+)
+HTTP_FUNCTIONS=()
+for line in "${HTTP_TABLE[@]}"; do
+  HTTP_FUNCTIONS+=("${line%% *}")
+done
+EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired)
+
+# Service account ids: 6-30 characters, lowercase, digits and hyphens.
+sa_email() {
+  local id=$1
+  printf 'onb-%s@%s.iam.gserviceaccount.com' "${id//_/-}" "$PROJECT"
+}
+TRIGGER_SA=$(sa_email trigger)
+BUILD_SA=$(sa_email build)
+SA_NAMES=("${HTTP_FUNCTIONS[@]}")
+for step in "${STEPS[@]}"; do
+  SA_NAMES+=("step_$step")
+done
+SA_NAMES+=(step_dead_letter "${EVENT_FUNCTIONS[@]}" trigger build)
+
+FUNCTIONS=("${HTTP_FUNCTIONS[@]}")
+for step in "${STEPS[@]}"; do
+  FUNCTIONS+=("step_$step")
+done
+for step in "${STEPS[@]}"; do
+  FUNCTIONS+=("step_dead_letter_$step")
+done
+FUNCTIONS+=("${EVENT_FUNCTIONS[@]}")
+
+note "deploy.sh plan for project $PROJECT, region $REGION$( ((DRY_RUN)) && printf ' (dry run: nothing is run)')"
+note "functions: ${FUNCTIONS[*]}"
+note "topics: ${TOPICS[*]}"
+note "dead-letter topics: ${DEAD_LETTER_TOPICS[*]}"
+note "central dataset: $CENTRAL_DATASET ($BQ_LOCATION); KMS key: $KMS_KEY"
+note "env vars of every function: $ENV_FILE"
+
+# ---------------------------------------------------------------- APIs
+
+note "APIs"
+run gcloud services enable \
+  cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com pubsub.googleapis.com \
+  firestore.googleapis.com bigquery.googleapis.com cloudkms.googleapis.com cloudbuild.googleapis.com \
+  artifactregistry.googleapis.com iam.googleapis.com logging.googleapis.com cloudresourcemanager.googleapis.com \
+  cloudscheduler.googleapis.com \
+  --project="$PROJECT"
+
+PROJECT_NUMBER=$(lookup '<project-number>' gcloud projects describe "$PROJECT" --format='value(projectNumber)')
+PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
+
+# ---------------------------------------------------------------- service accounts
+
+note "service accounts: one per function, one for Eventarc triggers, one for builds"
+for name in "${SA_NAMES[@]}"; do
+  email=$(sa_email "$name")
+  exists gcloud iam service-accounts describe "$email" --project="$PROJECT" ||
+    run gcloud iam service-accounts create "${email%%@*}" --display-name="onboarding $name" --project="$PROJECT"
+done
+
+# ---------------------------------------------------------------- Firestore, KMS, Pub/Sub
+
+note "Firestore (native mode) in $REGION"
+exists gcloud firestore databases describe --database='(default)' --project="$PROJECT" ||
+  run gcloud firestore databases create --database='(default)' --location="$REGION" --type=firestore-native --project="$PROJECT"
+
+note "Cloud KMS key for API keys (symmetric, rotated every $ROTATION_PERIOD)"
+exists gcloud kms keyrings describe "$KEY_RING" --location="$REGION" --project="$PROJECT" ||
+  run gcloud kms keyrings create "$KEY_RING" --location="$REGION" --project="$PROJECT"
+exists gcloud kms keys describe "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" --project="$PROJECT" ||
+  run gcloud kms keys create "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" --purpose=encryption \
+    --rotation-period="$ROTATION_PERIOD" --next-rotation-time="$NEXT_ROTATION" --project="$PROJECT"
+
+note "Pub/Sub topics, and a dead-letter topic with a retained subscription per step topic"
+for topic in "${TOPICS[@]}" "${DEAD_LETTER_TOPICS[@]}"; do
+  exists gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
+    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+done
+for topic in "${DEAD_LETTER_TOPICS[@]}"; do
+  exists gcloud pubsub subscriptions describe "$topic-sub" --project="$PROJECT" ||
+    run gcloud pubsub subscriptions create "$topic-sub" --topic="$topic" --message-retention-duration=7d \
+      --expiration-period=never --ack-deadline=60 --project="$PROJECT"
+  # Pub/Sub forwards undeliverable messages as its own service agent.
+  run_iam gcloud pubsub topics add-iam-policy-binding "$topic" --member="$PUBSUB_AGENT" \
+    --role=roles/pubsub.publisher --project="$PROJECT" --format=none
+done
+
+# ---------------------------------------------------------------- least-privilege roles
+
+note "custom role $PURGE_ROLE_ID: delete datasets and their tables"
+if exists gcloud iam roles describe "$PURGE_ROLE_ID" --project="$PROJECT"; then
+  run gcloud iam roles update "$PURGE_ROLE_ID" --project="$PROJECT" --permissions="$PURGE_PERMISSIONS" --format=none
+else
+  run gcloud iam roles create "$PURGE_ROLE_ID" --project="$PROJECT" --title="Onboarding dataset purger" \
+    --description="Deletes offboarded tenants' datasets" --permissions="$PURGE_PERMISSIONS" --stage=GA --format=none
+fi
+
+project_binding() {
+  local name=$1 role=$2
+  shift 2
+  run_iam gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$(sa_email "$name")" \
+    --role="$role" --format=none "$@"
+}
+
+# grant NAME ROLE...: the roles of one function's account, written as described above HTTP_TABLE.
+# BigQuery honours IAM conditions on resource.name, which is how a grant reaches some datasets only.
+grant() {
+  local name=$1 spec role scope dataset=projects/$PROJECT/datasets/$CENTRAL_DATASET
+  shift
+  for spec in "$@"; do
+    role=${spec%%@*}
+    scope=""
+    [[ $spec == *@* ]] && scope=${spec#*@}
+    [[ $role == projects/* ]] || role=roles/$role
+    case $scope in
+      "") project_binding "$name" "$role" --condition=None ;;
+      central)
+        project_binding "$name" "$role" \
+          --condition="expression=resource.name == \"$dataset\" || resource.name.startsWith(\"$dataset/\"),title=$CENTRAL_DATASET only" ;;
+      tenant-datasets)
+        project_binding "$name" "$role" \
+          --condition="expression=resource.name != \"$dataset\" && !resource.name.startsWith(\"$dataset/\"),title=not $CENTRAL_DATASET" ;;
+      key)
+        run_iam gcloud kms keys add-iam-policy-binding "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" \
+          --member="serviceAccount:$(sa_email "$name")" --role="$role" --project="$PROJECT" --format=none ;;
+      topic:*)
+        run_iam gcloud pubsub topics add-iam-policy-binding "${scope#topic:}" --member="serviceAccount:$(sa_email "$name")" \
+          --role="$role" --project="$PROJECT" --format=none ;;
+      *) die "unknown role scope in '$spec' of $name" ;;
+    esac
+  done
+}
+
+note "roles of each function, from what its handler touches"
+for line in "${HTTP_TABLE[@]}"; do
+  read -r name _ grants <<<"$line"
+  read -ra specs <<<"$grants"
+  grant "$name" "${specs[@]+"${specs[@]}"}"
+done
+# Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
+# a message that can never succeed goes straight to the step's dead-letter topic.
+for step in "${STEPS[@]}"; do
+  name=step_$step
+  grant "$name" datastore.user bigquery.jobUser
+  case $step in
+    subscription | quota) grant "$name" bigquery.dataEditor@central ;;
+    # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
+    dataset | view) grant "$name" bigquery.dataEditor ;;
+  esac
+  [[ $step == view ]] || grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
+done
+# step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.
+grant step_dead_letter datastore.user
+# billing_event: tenant, API key, processed-event and audit documents in one transaction; the tenant's profile
+# status, subscription and quota rows (central dataset, DML); announces on tenant-lifecycle; a message that can
+# never apply goes straight to its dead-letter topic.
+grant billing_event datastore.user bigquery.jobUser bigquery.dataEditor@central \
+  "pubsub.publisher@topic:$TOPIC_LIFECYCLE" "pubsub.publisher@topic:$BILLING_DEAD_LETTER"
+# billing_dead_letter: keeps the message in billing_dead_letters.
+grant billing_dead_letter datastore.user
+# purge_expired: as purge_expired_http (PURGE_GRANTS).
+read -ra specs <<<"$PURGE_GRANTS"
+grant purge_expired "${specs[@]}"
+# Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.
+grant build cloudbuild.builds.builder
+# Push deliveries carry an OIDC token of the trigger account, minted by the Pub/Sub service agent.
+run_iam gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --member="$PUBSUB_AGENT" \
+  --role=roles/iam.serviceAccountTokenCreator --project="$PROJECT" --format=none
+
+# ---------------------------------------------------------------- BigQuery
+
+note "central BigQuery dataset and tables (the project's bootstrap command, with your application default credentials)"
+run env ONBOARDING_BACKEND=gcp ONBOARDING_ENV=production GOOGLE_CLOUD_PROJECT="$PROJECT" ONBOARDING_GCP_REGION="$REGION" \
+  ONBOARDING_CENTRAL_DATASET="$CENTRAL_DATASET" ONBOARDING_BIGQUERY_LOCATION="$BQ_LOCATION" ONBOARDING_KMS_KEY_NAME="$KMS_KEY" \
+  "$PYTHON" -m shared.bootstrap
+
+# ---------------------------------------------------------------- functions
+
+deploy_function() {
+  local name=$1 entry_point=$2 sa_name=$3
+  shift 3
+  run gcloud functions deploy "$name" --gen2 --runtime=python312 --region="$REGION" --source=. \
+    --entry-point="$entry_point" --service-account="$(sa_email "$sa_name")" \
+    --build-service-account="projects/$PROJECT/serviceAccounts/$BUILD_SA" \
+    --env-vars-file="$ENV_FILE" --memory=512Mi --project="$PROJECT" "$@"
+}
+
+# An event function: the trigger account may invoke it; its Eventarc subscription gets the retry and dead-letter policy.
+wire_event_function() {
+  local name=$1 dead_letter_topic=${2:-} trigger subscription
+  run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" \
+    --member="serviceAccount:$TRIGGER_SA" --project="$PROJECT" --format=none
+  [[ -n $dead_letter_topic ]] || return 0
+  trigger=$(lookup "<eventarc-trigger-of-$name>" gcloud functions describe "$name" --region="$REGION" \
+    --format='value(eventTrigger.trigger)' --project="$PROJECT")
+  subscription=$(lookup "<eventarc-subscription-of-$name>" gcloud eventarc triggers describe "$trigger" \
+    --location="$REGION" --format='value(transport.pubsub.subscription)' --project="$PROJECT")
+  run gcloud pubsub subscriptions update "$subscription" \
+    --dead-letter-topic="projects/$PROJECT/topics/$dead_letter_topic" \
+    --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --min-retry-delay=10s --max-retry-delay=600s --project="$PROJECT"
+  # Dead-lettering acknowledges the message on the source subscription as the Pub/Sub service agent.
+  run_iam gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --member="$PUBSUB_AGENT" \
+    --role=roles/pubsub.subscriber --project="$PROJECT" --format=none
+}
+
+note "HTTP functions (authenticated callers only)"
+for line in "${HTTP_TABLE[@]}"; do
+  read -r name timeout _ <<<"$line"
+  deploy_function "$name" "$name" "$name" --trigger-http --no-allow-unauthenticated --timeout="$timeout"
+  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+    run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="$member" \
+      --project="$PROJECT" --format=none
+  done
+done
+
+note "step functions, one per step topic, retried then dead-lettered after $MAX_DELIVERY_ATTEMPTS deliveries"
+for step in "${STEPS[@]}"; do
+  topic=$(step_topic "$step")
+  deploy_function "step_$step" "step_$step" "step_$step" --trigger-topic="$topic" --retry \
+    --trigger-service-account="$TRIGGER_SA" --timeout=300s
+  wire_event_function "step_$step" "$topic-dead-letter"
+done
+
+note "dead-letter functions: step_dead_letter on each dead-letter topic"
+for step in "${STEPS[@]}"; do
+  deploy_function "step_dead_letter_$step" step_dead_letter step_dead_letter \
+    --trigger-topic="$(step_topic "$step")-dead-letter" --retry --trigger-service-account="$TRIGGER_SA" --timeout=60s
+  wire_event_function "step_dead_letter_$step"
+done
+
+note "billing: billing_event on $TOPIC_BILLING, retried then dead-lettered; billing_dead_letter on $BILLING_DEAD_LETTER"
+deploy_function billing_event billing_event billing_event --trigger-topic="$TOPIC_BILLING" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=300s
+wire_event_function billing_event "$BILLING_DEAD_LETTER"
+deploy_function billing_dead_letter billing_dead_letter billing_dead_letter --trigger-topic="$BILLING_DEAD_LETTER" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=60s
+wire_event_function billing_dead_letter
+
+note "purge: purge_expired on $TOPIC_PURGE, published daily ($PURGE_SCHEDULE UTC) by Cloud Scheduler"
+deploy_function purge_expired purge_expired purge_expired --trigger-topic="$TOPIC_PURGE" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=540s
+wire_event_function purge_expired
+# Cloud Scheduler publishes as its own service agent, which may publish to any topic of the project.
+verb=create
+exists gcloud scheduler jobs describe "$PURGE_JOB" --location="$REGION" --project="$PROJECT" && verb=update
+run gcloud scheduler jobs "$verb" pubsub "$PURGE_JOB" --location="$REGION" --schedule="$PURGE_SCHEDULE" \
+  --time-zone=Etc/UTC --topic="projects/$PROJECT/topics/$TOPIC_PURGE" --message-body='{"reason": "retention"}' \
+  --description="Purge offboarded tenants past their retention" --project="$PROJECT" --format=none
+
+if ((DRY_RUN)); then
+  note "dry run finished: nothing was created"
+else
+  note "done: 'gcloud functions describe dryrun --region=$REGION --project=$PROJECT' shows its URL"
+fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from functions.billing import BILLING_ROUTES
 from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
 from shared.entrypoints.http import Router, View, json_response, read_json
@@ -81,11 +82,11 @@ def _dead_letters(request: flask.Request) -> flask.Response:
 
 ROUTES: dict[str, list[tuple[str, str, View]]] = {
     "dryrun": [("POST", "/api/v1/tenants/dryrun", _dryrun)],
-    "onboard": [("POST", "/api/v1/tenants/onboard", _onboard)],
+    "onboard_tenant": [("POST", "/api/v1/tenants/onboard", _onboard)],
     "tenant_status": [("GET", "/api/v1/tenants/<tenant_id>", _status)],
     "tenant_overview": [("GET", "/api/v1/tenants/<tenant_id>/overview", _overview)],
     "healthz": [("GET", "/healthz", _health)],
-    "retry_tenant": [("POST", "/api/v1/tenants/<tenant_id>/retry", _retry)],
+    "retry_tenant_steps": [("POST", "/api/v1/tenants/<tenant_id>/retry", _retry)],
     "dead_letters": [("GET", "/api/v1/dead-letters", _dead_letters)],
 }
 _ROUTERS = {name: Router(routes) for name, routes in ROUTES.items()}
@@ -100,7 +101,7 @@ def dryrun(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def onboard_tenant(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/onboard: create the tenant after a passed dry run."""
-    return _ROUTERS["onboard"].dispatch(request)
+    return _ROUTERS["onboard_tenant"].dispatch(request)
 
 
 @functions_framework.http
@@ -124,7 +125,7 @@ def healthz(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def retry_tenant_steps(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/{tenant_id}/retry: re-drive the failed steps of a FAILED tenant."""
-    return _ROUTERS["retry_tenant"].dispatch(request)
+    return _ROUTERS["retry_tenant_steps"].dispatch(request)
 
 
 @functions_framework.http
@@ -133,4 +134,5 @@ def dead_letters(request: flask.Request) -> flask.Response:
     return _ROUTERS["dead_letters"].dispatch(request)
 
 
+ROUTES.update(BILLING_ROUTES)
 ALL_ROUTES = Router([route for routes in ROUTES.values() for route in routes])

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.serving import make_server
 
 from functions.api import ALL_ROUTES
-from functions.steps import STEP_FUNCTIONS, step_dead_letter
+from functions.topology import EVENT_TRIGGERS, entry_point
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_services
@@ -84,15 +84,18 @@ def push_to(function: Callable[[CloudEvent], Any]) -> Handler:
     return deliver
 
 
-def wire_event_functions(services: Services, bus: SqliteEventBus) -> None:
-    """Subscribe each step function (and the dead-letter function) to its topic."""
-    for step, function in STEP_FUNCTIONS.items():
-        topic = getattr(services.settings.topics, step)
-        dead_letters = dead_letter_topic(topic)
+def wire_event_functions(services: Services, bus: SqliteEventBus, only: Collection[str] | None = None) -> None:
+    """Subscribe every event function (or those named in `only`) and its dead-letter function to its topic."""
+    for trigger in EVENT_TRIGGERS:
+        if only is not None and trigger.function not in only:
+            continue
+        topic = trigger.topic(services.settings.topics)
+        dead_letters = dead_letter_topic(topic) if trigger.dead_letter_function else None
         bus.create_subscription(f"{topic}-push", topic, dead_letters)
-        bus.subscribe(f"{topic}-push", push_to(function))
-        bus.create_subscription(f"{dead_letters}-push", dead_letters)
-        bus.subscribe(f"{dead_letters}-push", push_to(step_dead_letter))
+        bus.subscribe(f"{topic}-push", push_to(entry_point(trigger.function)))
+        if dead_letters and trigger.dead_letter_function:
+            bus.create_subscription(f"{dead_letters}-push", dead_letters)
+            bus.subscribe(f"{dead_letters}-push", push_to(entry_point(trigger.dead_letter_function)))
 
 
 class LocalPlatform:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import AwareDatetime, Field, model_validator
+
 from schemas.base import Contract
-from schemas.http import CheckResult
+from schemas.http import CheckResult, TenantStatus
 
 StepName = Literal["subscription", "quota", "dataset", "view"]
 
@@ -32,4 +34,43 @@ class StepRequested(Contract):
     generation: int
     force_recreate_dataset: bool = False
     force_recreate_tables: bool = False
+    occurred_at: str
+
+
+BillingEventType = Literal["plan_changed", "payment_failed", "payment_recovered", "subscription_cancelled"]
+LifecycleEventType = Literal["tenant.activated", "tenant.suspended", "tenant.resumed", "tenant.plan_changed", "tenant.offboarded"]
+# A document id in Firestore and a readable token in logs: no slashes, no spaces.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$"
+
+
+class BillingEvent(Contract):
+    """Something the billing system decided about a tenant (topic billing-events)."""
+
+    event_id: str = Field(pattern=EVENT_ID_PATTERN)
+    tenant_id: str = Field(min_length=1, max_length=100)
+    type: BillingEventType
+    new_plan: str | None = Field(default=None, min_length=1, max_length=50)
+    occurred_at: AwareDatetime = Field(strict=False, description="When the billing system decided it (RFC 3339, with offset)")
+    source: str = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _new_plan_only_for_plan_changes(self) -> BillingEvent:
+        if self.type == "plan_changed" and self.new_plan is None:
+            raise ValueError("new_plan is required when type is plan_changed")
+        if self.type != "plan_changed" and self.new_plan is not None:
+            raise ValueError(f"new_plan must be absent when type is {self.type}")
+        return self
+
+
+class TenantLifecycleEvent(Contract):
+    """A tenant's status or plan changed (topic tenant-lifecycle), for downstream systems."""
+
+    event_id: str
+    tenant_id: str
+    type: LifecycleEventType
+    status: TenantStatus
+    subscription_plan: str
+    previous_status: TenantStatus | None = None
+    previous_plan: str | None = None
+    cause_event_id: str
     occurred_at: str

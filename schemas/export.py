@@ -25,6 +25,11 @@ MODELS: list[type[BaseModel]] = [
     http.RetryAccepted,
     http.DeadLetterEntry,
     http.DeadLetterList,
+    events.BillingEvent,
+    events.TenantLifecycleEvent,
+    http.BillingEventAccepted,
+    http.TenantEventsResponse,
+    http.PurgeResponse,
 ]
 
 

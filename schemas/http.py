@@ -185,3 +185,47 @@ class DeadLetterList(Contract):
 
     count: int
     dead_letters: list[DeadLetterEntry]
+
+
+class BillingEventAccepted(Contract):
+    """202: the billing message is on the billing-events topic; its outcome shows in the audit trail."""
+
+    event_id: str
+    tenant_id: str
+    status: Literal["ACCEPTED"]
+    events_url: str
+
+
+class TenantEventRecord(Part):
+    """One entry of a tenant's audit trail: what arrived and what was done with it."""
+
+    event_id: str
+    tenant_id: str
+    type: str
+    new_plan: str | None = None
+    occurred_at: str
+    source: str
+    outcome: Literal["applied", "ignored", "refused"]
+    detail: str
+    status_before: str
+    status_after: str
+    plan_before: str
+    plan_after: str
+    lifecycle_event: str | None = None
+    recorded_at: str
+
+
+class TenantEventsResponse(Contract):
+    """A tenant's audit trail, oldest occurrence first."""
+
+    tenant_id: str
+    count: int
+    events: list[TenantEventRecord]
+
+
+class PurgeResponse(Contract):
+    """Offboarded tenants whose retention ended and whose data is now deleted."""
+
+    purged: list[str]
+    retained: int
+    retention_days: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,48 @@ def onboard_seed(client: FlaskClient, request: dict[str, Any] | None = None, wai
     assert response.status_code == 201, response.get_json()
     result: dict[str, Any] = response.get_json()
     return result
+
+
+EMULATOR_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how long the session's emulators took to start."""
+    for line in EMULATOR_REPORT:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def gcp_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Addresses of the Google emulators: those already exported, or ones started for this session.
+
+    Tests that use them are marked `emulator`. Without Java or the gcloud emulators they skip,
+    saying so, unless ONBOARDING_REQUIRE_EMULATORS=1 (set by .ci/run) turns that into a failure.
+    """
+    from scripts.emulators import ENDPOINT_VARIABLES, KMS_KEY, PROJECT, Emulators, missing_prerequisites
+
+    if all(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+        yield {name: os.environ[name] for name in ENDPOINT_VARIABLES} | {
+            "GOOGLE_CLOUD_PROJECT": os.environ.get("GOOGLE_CLOUD_PROJECT", PROJECT),
+            "ONBOARDING_KMS_KEY_NAME": os.environ.get("ONBOARDING_KMS_KEY_NAME", KMS_KEY),
+        }
+        return
+    problems = missing_prerequisites()
+    if problems:
+        if os.environ.get("ONBOARDING_REQUIRE_EMULATORS") == "1":
+            pytest.fail("emulators required but unavailable: " + "; ".join(problems), pytrace=False)
+        pytest.skip("Google emulators unavailable on this machine: " + "; ".join(problems))
+    emulators = Emulators(tmp_path_factory.mktemp("emulators"))
+    env = emulators.start()
+    EMULATOR_REPORT.append(emulators.describe_start())
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        emulators.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

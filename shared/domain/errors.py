@@ -101,3 +101,9 @@ class TenantNotFailed(DomainError):
     """Only a FAILED tenant can be retried."""
 
     code, status = "TENANT_NOT_FAILED", 409
+
+
+class TenantSuspended(DomainError):
+    """The tenant's key is valid but the tenant is suspended (a payment failed)."""
+
+    code, status = "TENANT_SUSPENDED", 403

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +55,11 @@ class TenantState(BaseModel):
     dataset_action: DatasetAction = "create"
     orphan_cleared: bool = False
     orphan_clear_lease: str | None = None
+    # Billing lifecycle (absent in documents written before it existed, hence the defaults).
+    status_event_at: str | None = None
+    plan_event_at: str | None = None
+    offboarded_at: str | None = None
+    purge_after: str | None = None
 
     def step(self, name: str) -> StepState:
         """The state of step `name`."""
@@ -146,3 +154,117 @@ def retry_failed_steps(state: TenantState, now: str) -> tuple[TenantState, list[
         fresh = StepState(status="WAITING" if waiting else "PENDING", generation=current.generation + 1)
         new_state = _with_step(new_state, name, fresh)
     return new_state.model_copy(update={"status": "PROVISIONING", "error": None}).touched(now), retried
+
+
+# --- billing lifecycle -------------------------------------------------------------------------
+
+BillingKind = Literal["plan_changed", "payment_failed", "payment_recovered", "subscription_cancelled"]
+BillingOutcome = Literal["applied", "ignored", "refused"]
+LifecycleKind = Literal["tenant.activated", "tenant.suspended", "tenant.resumed", "tenant.plan_changed", "tenant.offboarded"]
+LIVE_STATUSES: frozenset[str] = frozenset({"ACTIVE", "SUSPENDED", "OFFBOARDED"})
+_SUBSCRIPTION_STATUS = {"ACTIVE": "ACTIVE", "SUSPENDED": "SUSPENDED", "OFFBOARDED": "CANCELLED"}
+
+
+@dataclass(frozen=True)
+class BillingDecision:
+    """What a billing event does to a tenant: the outcome, why, the new state, what to announce."""
+
+    outcome: BillingOutcome
+    detail: str
+    state: TenantState
+    lifecycle: LifecycleKind | None = None
+
+
+def subscription_status(status: str) -> str:
+    """The subscription row's status for a live tenant's status."""
+    return _SUBSCRIPTION_STATUS.get(status, "ACTIVE")
+
+
+def accepts_billing(state: TenantState) -> bool:
+    """Billing events apply to tenants that went live; PROVISIONING and FAILED ones never did."""
+    return state.status in LIVE_STATUSES
+
+
+def purge_due(state: TenantState, now: datetime) -> bool:
+    """An offboarded tenant whose retention period is over."""
+    return state.status == "OFFBOARDED" and state.purge_after is not None and datetime.fromisoformat(state.purge_after) <= now
+
+
+def apply_billing_event(
+    state: TenantState,
+    kind: BillingKind,
+    *,
+    occurred_at: datetime,
+    new_plan: str | None,
+    known_plans: Collection[str],
+    now: datetime,
+    retention: timedelta,
+) -> BillingDecision:
+    """Decide one billing event against the state document (pure: the caller writes the result).
+
+    Order is judged per aspect: a payment event older than the last payment or cancellation
+    applied is ignored, and so is a plan change older than the last plan change; the two do
+    not shadow each other. A cancellation is final whatever its date, and nothing but a
+    purge follows it.
+    """
+    if not accepts_billing(state):
+        raise ValueError(f"tenant {state.tenant_id} is {state.status}; billing events do not apply")
+    stamp, moment = utc_stamp(occurred_at), _display(now)
+    if state.status == "OFFBOARDED":
+        if kind == "subscription_cancelled":
+            return BillingDecision("ignored", f"already OFFBOARDED since {state.offboarded_at}", state)
+        return BillingDecision("refused", f"tenant is OFFBOARDED: {kind} cannot apply", state)
+    if kind == "subscription_cancelled":
+        offboarded = state.model_copy(
+            update={
+                "status": "OFFBOARDED",
+                "status_event_at": _later(state.status_event_at, stamp),
+                "offboarded_at": moment,
+                "purge_after": _display(now + retention),
+            }
+        )
+        detail = f"{state.status} -> OFFBOARDED; data kept until {offboarded.purge_after}"
+        return BillingDecision("applied", detail, offboarded.touched(moment), "tenant.offboarded")
+    if kind == "plan_changed":
+        return _change_plan(state, stamp, new_plan, known_plans, moment)
+    return _change_payment_status(state, kind, stamp, moment)
+
+
+def _change_plan(state: TenantState, stamp: str, new_plan: str | None, known_plans: Collection[str], moment: str) -> BillingDecision:
+    if _not_newer(stamp, state.plan_event_at):
+        return BillingDecision("ignored", f"older than the last plan change applied ({state.plan_event_at})", state)
+    if new_plan is None or new_plan not in known_plans:
+        return BillingDecision("refused", f"unknown plan '{new_plan}' (plans: {', '.join(sorted(known_plans))})", state)
+    changed = state.model_copy(update={"subscription_plan": new_plan, "plan_event_at": stamp}).touched(moment)
+    if new_plan == state.subscription_plan:
+        return BillingDecision("applied", f"already on {new_plan}", changed)
+    return BillingDecision("applied", f"plan {state.subscription_plan} -> {new_plan}", changed, "tenant.plan_changed")
+
+
+def _change_payment_status(state: TenantState, kind: BillingKind, stamp: str, moment: str) -> BillingDecision:
+    if _not_newer(stamp, state.status_event_at):
+        return BillingDecision("ignored", f"older than the last payment event applied ({state.status_event_at})", state)
+    target = "SUSPENDED" if kind == "payment_failed" else "ACTIVE"
+    changed = state.model_copy(update={"status": target, "status_event_at": stamp}).touched(moment)
+    if state.status == target:
+        return BillingDecision("applied", f"already {target}", changed)
+    lifecycle: LifecycleKind = "tenant.suspended" if target == "SUSPENDED" else "tenant.resumed"
+    return BillingDecision("applied", f"{state.status} -> {target}", changed, lifecycle)
+
+
+def utc_stamp(moment: datetime) -> str:
+    """UTC, microseconds, Z: strings of this fixed width compare as their instants do."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _display(moment: datetime) -> str:
+    """The form every other timestamp of the state document has (milliseconds, Z)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _not_newer(stamp: str, last: str | None) -> bool:
+    return last is not None and datetime.fromisoformat(stamp) <= datetime.fromisoformat(last)
+
+
+def _later(current: str | None, stamp: str) -> str:
+    return stamp if current is None or datetime.fromisoformat(stamp) > datetime.fromisoformat(current) else current

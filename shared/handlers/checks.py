@@ -62,6 +62,11 @@ def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
     if tenant_id_problem(request.tenant_id, reserved=frozenset({services.central})):
         return False, "not checked: the tenant id is not valid"
     state = services.documents.get(TENANTS, request.tenant_id)
+    if state is not None and state.get("status") == "OFFBOARDED":
+        return False, (
+            f"tenant '{request.tenant_id}' was offboarded on {state.get('offboarded_at')}; its data is kept until "
+            f"{state.get('purge_after')} and the id can be onboarded again once it is purged"
+        )
     if state is not None:
         return False, (
             f"tenant '{request.tenant_id}' already exists (status {state.get('status')}); "

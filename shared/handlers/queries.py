@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
 from shared import sql
 from shared.domain.api_keys import hash_api_key
-from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, Unauthorized
+from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
 from shared.domain.identifiers import tenant_id_problem
 from shared.handlers.steps import load_tenant
 from shared.services import API_KEYS, Services
@@ -39,7 +39,7 @@ def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
 
 
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
-    """401 without a known, active key; 403 with another tenant's key."""
+    """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
     if not api_key:
         raise Unauthorized("X-API-Key header is required", field="X-API-Key")
     key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
@@ -47,6 +47,9 @@ def authenticate(tenant_id: str, api_key: str | None, services: Services) -> Non
         raise Unauthorized("API key is not valid", field="X-API-Key")
     if key_doc["tenant_id"] != tenant_id:
         raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
+    state = load_tenant(services, tenant_id)
+    if state is not None and state.status == "SUSPENDED":
+        raise TenantSuspended(f"tenant '{tenant_id}' is suspended until its payment is recovered", field="X-API-Key")
 
 
 def tenant_overview(tenant_id: str, api_key: str | None, services: Services) -> TenantOverview:

@@ -10,6 +10,7 @@ from schemas.events import StepRequested
 from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.handlers.lifecycle import publish_activation
 from shared.handlers.onboard import publish_step
 from shared.handlers.provisioning import STEP_ACTIONS
 from shared.handlers.tenant_store import load_tenant, update_tenant
@@ -38,6 +39,8 @@ def handle_step(command: StepRequested, services: Services) -> str:
         return "given_up"
     if step.status == "DONE":
         _republish_view_if_waiting(services, state)
+        if command.step == FINAL_STEP:
+            publish_activation(services, state)  # heals a crash between the commit and the publish
         _mark_processed(services, command, "already_done")
         return "already_done"
     if command.step == FINAL_STEP and not state.prerequisites_done():
@@ -70,6 +73,8 @@ def handle_step(command: StepRequested, services: Services) -> str:
     completed = update_tenant(services, command.tenant_id, complete)
     if released and released[0] and completed is not None:
         publish_step(services, completed, FINAL_STEP)
+    if command.step == FINAL_STEP:
+        publish_activation(services, completed or load_tenant(services, command.tenant_id) or state)
     _mark_processed(services, command, "done")
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
     return "done"

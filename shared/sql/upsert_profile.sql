@@ -1,4 +1,4 @@
--- The tenant's profile row; a new row starts with @status, an existing one keeps its status.
+-- The tenant's profile row; a new row starts with the given status, an existing one keeps its own.
 MERGE `{central}.tenant_profiles` AS t
 USING (SELECT @tenant_id AS tenant_id, @company_name AS company_name, @admin_email AS admin_email) AS s
 ON t.tenant_id = s.tenant_id

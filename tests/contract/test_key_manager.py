@@ -32,3 +32,24 @@ def test_tampered_ciphertext_is_refused(key_manager: KeyManager) -> None:
 
 def test_describe_names_no_key_material(key_manager: KeyManager) -> None:
     assert key_manager.describe()
+
+
+def test_concurrent_use_from_many_threads(key_manager: KeyManager) -> None:
+    """Handlers run on many threads of one instance; each round trip stays bound to its own tenant."""
+    import threading
+
+    failures: list[str] = []
+
+    def round_trips(worker: int) -> None:
+        for index in range(5):
+            tenant = f"tenant_{worker}".encode()
+            secret = f"secret {worker}/{index}".encode()
+            if key_manager.decrypt(key_manager.encrypt(secret, tenant), tenant) != secret:
+                failures.append(f"{worker}/{index}")
+
+    threads = [threading.Thread(target=round_trips, args=(worker,)) for worker in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -93,3 +93,29 @@ def test_view_across_datasets_reads_usage_as_zero_without_a_quota_row(warehouse:
 def test_identifiers_are_validated_before_reaching_sql(bad: str) -> None:
     with pytest.raises(ValueError):
         sql.render("read_comprehensive_view", dataset=bad)
+
+
+def test_concurrent_redeliveries_of_one_upsert_leave_one_row(warehouse: Warehouse, unique: str) -> None:
+    """Two instances handling the same redelivered step at once: MERGE keeps one row per tenant."""
+    import threading
+
+    ensure_central_tables(warehouse, unique)
+    statement = sql.render("upsert_subscription", central=unique)
+    params = {"tenant_id": "t1", "plan_name": "STARTER", "status": "ACTIVE", "daily_limit": 6, "monthly_limit": 180, "concurrent_limit": 3}
+    errors: list[Exception] = []
+
+    def upsert() -> None:
+        for _ in range(2):
+            try:
+                warehouse.execute(statement, params)
+            except Exception as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=upsert) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rows = warehouse.query(f"SELECT COUNT(*) AS n FROM `{unique}.tenant_subscriptions` WHERE tenant_id = @t", {"t": "t1"})
+    assert rows == [{"n": 1}]

@@ -22,8 +22,9 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     running.stop()
 
 
-def test_seed_session(server: RunningServer) -> None:
-    api = f"{server.url}/api/v1/tenants"
+def run_seed_session(url: str) -> str:
+    """The README's session against `url`: dry run, onboard, status, overview, duplicate; returns the API key."""
+    api = f"{url}/api/v1/tenants"
     dry = requests.post(f"{api}/dryrun", json=SEED_REQUEST, timeout=10)
     assert dry.status_code == 200 and dry.json()["status"] == "SUCCESS", dry.text
 
@@ -39,8 +40,13 @@ def test_seed_session(server: RunningServer) -> None:
     assert {key: overview[key] for key in overview if key != "schema_version"} == SEED_OVERVIEW
 
     assert requests.post(f"{api}/onboard", json=SEED_REQUEST, timeout=10).status_code == 409
-    log = server.log_path.read_text()
-    assert created["api_key"] not in log
+    api_key: str = created["api_key"]
+    return api_key
+
+
+def test_seed_session(server: RunningServer) -> None:
+    api_key = run_seed_session(server.url)
+    assert api_key not in server.log_path.read_text()
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:

@@ -1,0 +1,89 @@
+"""Billing and lifecycle functions: billing events in (Pub/Sub and HTTP), audit trail, purge."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from schemas.events import BillingEvent
+from schemas.http import BillingEventAccepted
+from shared.entrypoints.events import handle_event, pubsub_message
+from shared.entrypoints.http import Router, View, json_response, read_json
+from shared.entrypoints.runtime import get_services
+from shared.handlers.billing import handle_billing_dead_letter, handle_billing_event, tenant_events
+from shared.handlers.dead_letters import dead_letter_topic
+from shared.handlers.publishing import publish_event
+from shared.handlers.purge import purge_expired_tenants
+from shared.logging_setup import log_context
+
+
+def _publish_billing_event(request: flask.Request) -> flask.Response:
+    services = get_services()
+    event = read_json(request, BillingEvent, services.settings.http.max_body_bytes)
+    with log_context(tenant_id=event.tenant_id, event_id=event.event_id):
+        publish_event(services, services.settings.topics.billing, event, tenant_id=event.tenant_id)
+        accepted = BillingEventAccepted(
+            event_id=event.event_id,
+            tenant_id=event.tenant_id,
+            status="ACCEPTED",
+            events_url=f"/api/v1/tenants/{event.tenant_id}/events",
+        )
+        return json_response(accepted, 202)
+
+
+def _tenant_events(request: flask.Request, tenant_id: str) -> flask.Response:
+    return json_response(tenant_events(tenant_id, get_services()))
+
+
+def _purge(request: flask.Request) -> flask.Response:
+    return json_response(purge_expired_tenants(get_services()))
+
+
+BILLING_ROUTES: dict[str, list[tuple[str, str, View]]] = {
+    "billing_events_http": [("POST", "/api/v1/billing/events", _publish_billing_event)],
+    "tenant_events_http": [("GET", "/api/v1/tenants/<tenant_id>/events", _tenant_events)],
+    "purge_expired_http": [("POST", "/api/v1/tenants/purge-expired", _purge)],
+}
+_ROUTERS = {name: Router(routes) for name, routes in BILLING_ROUTES.items()}
+
+
+@functions_framework.http
+def billing_events_http(request: flask.Request) -> flask.Response:
+    """POST /api/v1/billing/events: publish one billing message on billing-events; 202."""
+    return _ROUTERS["billing_events_http"].dispatch(request)
+
+
+@functions_framework.http
+def tenant_events_http(request: flask.Request) -> flask.Response:
+    """GET /api/v1/tenants/{tenant_id}/events: the tenant's audit trail."""
+    return _ROUTERS["tenant_events_http"].dispatch(request)
+
+
+@functions_framework.http
+def purge_expired_http(request: flask.Request) -> flask.Response:
+    """POST /api/v1/tenants/purge-expired: purge offboarded tenants past their retention."""
+    return _ROUTERS["purge_expired_http"].dispatch(request)
+
+
+@functions_framework.cloud_event
+def billing_event(cloud_event: CloudEvent) -> None:
+    """Topic billing-events: apply one billing event to its tenant."""
+    services = get_services()
+    topic = services.settings.topics.billing
+    handle_event(cloud_event, BillingEvent, handle_billing_event, services, dead_letter_topic(topic))
+
+
+@functions_framework.cloud_event
+def billing_dead_letter(cloud_event: CloudEvent) -> None:
+    """Topic billing-events-dead-letter: keep the message and why it can never apply."""
+    payload, attributes = pubsub_message(cloud_event)
+    reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
+    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
+        handle_billing_dead_letter(payload, reason, get_services())
+
+
+@functions_framework.cloud_event
+def purge_expired(cloud_event: CloudEvent) -> None:
+    """Cloud Scheduler (through Pub/Sub): purge offboarded tenants past their retention."""
+    purge_expired_tenants(get_services())

@@ -1,0 +1,234 @@
+"""Billing events: decide against the state document in one transaction, then sync the warehouse
+and announce the change.
+
+The transaction is the single point of truth: it dedupes by event id, applies the pure
+transition, writes the audit record and the processed marker together. Everything after it
+(warehouse rows, API key revocation already inside, lifecycle event) is repeatable, and a
+redelivery of an event whose effects did not finish finishes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.events import EVENT_ID_PATTERN, BillingEvent
+from schemas.http import TenantEventRecord, TenantEventsResponse
+from shared import sql
+from shared.domain import tenant as transitions
+from shared.domain.errors import PermanentEventError, TenantNotFound
+from shared.domain.identifiers import tenant_id_problem
+from shared.domain.lifecycle_config import default_lifecycle_policy
+from shared.domain.tenant import BillingDecision, TenantState
+from shared.handlers.lifecycle import publish_lifecycle
+from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
+from shared.handlers.steps import load_tenant
+from shared.ports import Transaction
+from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services
+
+logger = logging.getLogger(__name__)
+
+TENANT_EVENTS = "tenant_events"
+BILLING_DEAD_LETTERS = "billing_dead_letters"
+_SYNC_ROUNDS = 5
+_AUDIT_LIMIT = 10_000
+
+
+def processed_id(event_id: str) -> str:
+    """The processed-events marker of a billing event (apart from step commands' ids)."""
+    return f"billing:{event_id}"
+
+
+def handle_billing_event(event: BillingEvent, services: Services) -> str:
+    """Apply one billing event at least once in effect; returns the outcome, for logs and tests.
+
+    Unknown tenants and tenants that are not live yet raise PermanentEventError: the
+    caller dead-letters those at once.
+    """
+    marker = services.documents.get(PROCESSED_EVENTS, processed_id(event.event_id))
+    duplicate = marker is not None
+    if marker is None:
+        marker, duplicate = services.documents.run_transaction(lambda txn: _decide(txn, event, services))
+    outcome = "duplicate" if duplicate else str(marker["outcome"])
+    if not marker.get("effects_done"):
+        _finish_effects(services, marker)
+    logger.info("billing event handled", extra={"tenant_id": event.tenant_id, "event_id": event.event_id, "outcome": outcome})
+    return outcome
+
+
+def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[dict[str, Any], bool]:
+    """The processed marker written with the decision, and whether another delivery got there first."""
+    raw = txn.get(TENANTS, event.tenant_id)
+    existing = txn.get(PROCESSED_EVENTS, processed_id(event.event_id))
+    if existing is not None:
+        return existing, True
+    if raw is None:
+        raise PermanentEventError(f"unknown tenant {event.tenant_id}")
+    state = TenantState.model_validate(raw)
+    if not transitions.accepts_billing(state):
+        raise PermanentEventError(f"tenant {event.tenant_id} is {state.status}: billing events apply once it is ACTIVE")
+    decision = transitions.apply_billing_event(
+        state,
+        event.type,
+        occurred_at=event.occurred_at,
+        new_plan=event.new_plan,
+        known_plans=services.plans.plans.keys(),
+        now=services.clock(),
+        retention=default_lifecycle_policy().retention,
+    )
+    key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
+    changed = decision.state is not state
+    if changed:
+        txn.set(TENANTS, state.tenant_id, decision.state.model_dump())
+    if key is not None and key.get("status") != "REVOKED":
+        txn.set(API_KEYS, state.api_key_hash, {**key, "status": "REVOKED", "revoked_at": services.now()})
+    record = _audit_record(event, state, decision, services.now())
+    txn.set(TENANT_EVENTS, event.event_id, record.model_dump())
+    marker = {
+        "event_id": event.event_id,
+        "tenant_id": event.tenant_id,
+        "kind": "billing",
+        "outcome": decision.outcome,
+        "lifecycle": decision.lifecycle,
+        "previous_status": state.status,
+        "previous_plan": state.subscription_plan,
+        "status_after": decision.state.status,
+        "plan_after": decision.state.subscription_plan,
+        "changed_at": decision.state.updated_at,
+        "effects_done": not changed,
+        "processed_at": services.now(),
+    }
+    txn.create(PROCESSED_EVENTS, processed_id(event.event_id), marker)
+    return marker, False
+
+
+def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDecision, now: str) -> TenantEventRecord:
+    return TenantEventRecord(
+        event_id=event.event_id,
+        tenant_id=event.tenant_id,
+        type=event.type,
+        new_plan=event.new_plan,
+        occurred_at=transitions.utc_stamp(event.occurred_at),
+        source=event.source,
+        outcome=decision.outcome,
+        detail=decision.detail,
+        status_before=before.status,
+        status_after=decision.state.status,
+        plan_before=before.subscription_plan,
+        plan_after=decision.state.subscription_plan,
+        lifecycle_event=decision.lifecycle,
+        recorded_at=now,
+    )
+
+
+def _finish_effects(services: Services, marker: dict[str, Any]) -> None:
+    """Warehouse rows from the state document as it now is, then the lifecycle event, then done."""
+    tenant_id, event_id = str(marker["tenant_id"]), str(marker["event_id"])
+    sync_warehouse(services, tenant_id)
+    if marker.get("lifecycle"):
+        publish_lifecycle(
+            services,
+            tenant_id=tenant_id,
+            kind=marker["lifecycle"],
+            cause_event_id=event_id,
+            status=marker["status_after"],
+            subscription_plan=marker["plan_after"],
+            occurred_at=marker["changed_at"],
+            previous_status=marker["previous_status"],
+            previous_plan=marker["previous_plan"],
+        )
+    services.documents.set(PROCESSED_EVENTS, processed_id(event_id), {**marker, "effects_done": True})
+
+
+def sync_warehouse(services: Services, tenant_id: str) -> TenantState | None:
+    """Profile status, subscription and today's quota row as the state document says.
+
+    Writers race (two events of one tenant handled at once), so each one checks after
+    writing that the document did not move meanwhile, and writes again if it did: the last
+    writer always wrote the latest state.
+    """
+    state = load_tenant(services, tenant_id)
+    for _ in range(_SYNC_ROUNDS):
+        if state is None or not transitions.accepts_billing(state):
+            return state
+        _write_rows(services, state)
+        after = load_tenant(services, tenant_id)
+        if after is None or after.revision == state.revision:
+            return after
+        state = after
+    return state
+
+
+def _write_rows(services: Services, state: TenantState) -> None:
+    warehouse, central = services.warehouse, services.central
+    plan = plan_of(state, services)
+    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": state.tenant_id, "status": state.status})
+    warehouse.execute(
+        sql.render("upsert_subscription", central=central),
+        {
+            "tenant_id": state.tenant_id,
+            "plan_name": plan.name,
+            "status": transitions.subscription_status(state.status),
+            **plan_params(plan),
+        },
+    )
+    refresh_usage_quota(state.tenant_id, plan, services)
+
+
+def tenant_events(tenant_id: str, services: Services) -> TenantEventsResponse:
+    """The tenant's audit trail, oldest occurrence first; TenantNotFound when there is neither tenant nor trail."""
+    if tenant_id_problem(tenant_id) is not None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    found = services.documents.find(TENANT_EVENTS, "tenant_id", tenant_id, limit=_AUDIT_LIMIT)
+    records = [TenantEventRecord.model_validate(raw) for raw in found]
+    if not records and services.documents.get(TENANTS, tenant_id) is None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    records.sort(key=lambda record: (record.occurred_at, record.recorded_at, record.event_id))
+    return TenantEventsResponse(tenant_id=tenant_id, count=len(records), events=records)
+
+
+def handle_billing_dead_letter(data: bytes, reason: str, services: Services) -> str:
+    """Keep a dead-lettered billing message with its reason (`billing_dead_letters`), once."""
+    text = data.decode("utf-8", errors="replace")
+    event_id, tenant_id = _identify(data)
+    doc_id = event_id or f"sha256:{hashlib.sha256(data).hexdigest()}"
+    created = services.documents.create(
+        BILLING_DEAD_LETTERS,
+        doc_id,
+        {
+            "event_id": event_id,
+            "tenant_id": tenant_id,
+            "reason": reason[:500],
+            "payload": text[:4000],
+            "received_at": services.now(),
+        },
+    )
+    logger.error("billing event dead-lettered", extra={"tenant_id": tenant_id, "event_id": event_id, "reason": reason[:300]})
+    return "recorded" if created else "duplicate"
+
+
+def _identify(data: bytes) -> tuple[str | None, str | None]:
+    """Event and tenant id of a payload, as far as it can be read (it may be any bytes)."""
+    try:
+        event = BillingEvent.model_validate_json(data)
+        return event.event_id, event.tenant_id
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    event_id, tenant_id = raw.get("event_id"), raw.get("tenant_id")
+    valid_id = isinstance(event_id, str) and _matches_event_id(event_id)
+    return (event_id if valid_id else None), (tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 100 else None)
+
+
+def _matches_event_id(value: str) -> bool:
+    return re.fullmatch(EVENT_ID_PATTERN, value) is not None

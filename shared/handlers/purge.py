@@ -1,0 +1,79 @@
+"""Purge: delete offboarded tenants whose retention period is over (dataset, central rows, state)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from schemas.http import PurgeResponse, TenantEventRecord
+from shared import sql
+from shared.domain import tenant as transitions
+from shared.domain.lifecycle_config import default_lifecycle_policy
+from shared.domain.tenant import TenantState
+from shared.handlers.billing import TENANT_EVENTS
+from shared.ports import Transaction
+from shared.services import PROCESSED_EVENTS, TENANTS, Services
+
+logger = logging.getLogger(__name__)
+PURGE_SOURCE = "retention-policy"
+
+
+def purge_expired_tenants(services: Services) -> PurgeResponse:
+    """Purge every offboarded tenant past its `purge_after`; safe to run often and concurrently."""
+    now = services.clock()
+    purged: list[str] = []
+    retained = 0
+    for raw in services.documents.find(TENANTS, "status", "OFFBOARDED", limit=10_000):
+        state = TenantState.model_validate(raw)
+        if not transitions.purge_due(state, now):
+            retained += 1
+            continue
+        if purge_tenant(services, state):
+            purged.append(state.tenant_id)
+    if purged:
+        logger.info("offboarded tenants purged", extra={"purged": len(purged), "retained": retained})
+    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=default_lifecycle_policy().retention_days)
+
+
+def purge_tenant(services: Services, state: TenantState) -> bool:
+    """Delete the data first (repeatable), then the state document, so a crash in between is retried."""
+    tenant_id = state.tenant_id
+    services.warehouse.delete_dataset(tenant_id)
+    for statement in sql.statements(sql.render("delete_tenant_rows", central=services.central)):
+        services.warehouse.execute(statement, {"tenant_id": tenant_id})
+    now = services.clock()
+    record = TenantEventRecord(
+        event_id=f"{tenant_id}.purged.{re.sub(r'[^0-9]', '', state.created_at)}",
+        tenant_id=tenant_id,
+        type="tenant_purged",
+        occurred_at=transitions.utc_stamp(now),
+        source=PURGE_SOURCE,
+        outcome="applied",
+        detail=f"dataset and central rows deleted; retention ended {state.purge_after}; the tenant id can be onboarded again",
+        status_before=state.status,
+        status_after="PURGED",
+        plan_before=state.subscription_plan,
+        plan_after=state.subscription_plan,
+        recorded_at=services.now(),
+    )
+
+    # Step commands have deterministic ids per tenant id: a later onboarding of the same id must
+    # not find them already processed. Billing markers stay, so an old billing event stays a duplicate.
+    step_markers = [
+        doc["event_id"] for doc in services.documents.find(PROCESSED_EVENTS, "tenant_id", tenant_id, limit=10_000) if "step" in doc
+    ]
+
+    def remove(txn: Transaction) -> bool:
+        raw = txn.get(TENANTS, tenant_id)
+        if raw is None:
+            return False
+        current = TenantState.model_validate(raw)
+        if current.created_at != state.created_at or not transitions.purge_due(current, now):
+            return False
+        txn.delete(TENANTS, tenant_id)
+        for event_id in step_markers:
+            txn.delete(PROCESSED_EVENTS, event_id)
+        txn.set(TENANT_EVENTS, record.event_id, record.model_dump())
+        return True
+
+    return services.documents.run_transaction(remove)

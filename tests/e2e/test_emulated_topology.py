@@ -1,0 +1,115 @@
+"""The seed session against the deployed topology on emulators (`make emulate`): one process per function."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from scripts.emulate import MAX_DELIVERY_ATTEMPTS, Topology
+from scripts.emulators import Emulators, missing_prerequisites
+from tests.e2e.test_seed_session import run_seed_session
+
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """Emulators and the topology, once for this module (each test uses its own tenant)."""
+    tmp_path = tmp_path_factory.mktemp("emulated")
+    problems = missing_prerequisites()
+    if problems:
+        if os.environ.get("ONBOARDING_REQUIRE_EMULATORS") == "1":
+            pytest.fail("emulators required but unavailable: " + "; ".join(problems), pytrace=False)
+        pytest.skip("Google emulators unavailable on this machine: " + "; ".join(problems))
+    emulators = Emulators(tmp_path / "emulators")
+    env = emulators.start()
+    # A short retry policy so a message that keeps failing reaches its dead-letter topic in seconds.
+    running = Topology(env, tmp_path / "topology", max_backoff_seconds=2)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        emulators.stop()
+
+
+def _function_logs(topology: Topology) -> str:
+    return "\n".join(path.read_text(errors="replace") for path in topology.log_dir.glob("*.log"))
+
+
+def test_seed_session_on_the_emulated_topology(topology: Topology) -> None:
+    health = requests.get(f"{topology.url}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["backend"] == "gcp"
+
+    dry = requests.post(
+        f"{topology.url}/api/v1/tenants/dryrun",
+        json={"tenant_id": "probe_tenant", "company_name": "P", "admin_email": "p@example.com", "subscription_plan": "STARTER"},
+        timeout=30,
+    ).json()
+    checks = {check["name"]: check for check in dry["checks"]}
+    assert checks["gcp_credentials"]["passed"] and "emulator mode" in checks["gcp_credentials"]["detail"]
+    assert checks["bigquery_connectivity"]["passed"] and "gcp backend" in checks["bigquery_connectivity"]["detail"]
+    assert checks["central_tables"]["passed"], checks["central_tables"]
+
+    api_key = run_seed_session(topology.url)
+    logs = _function_logs(topology)
+    assert api_key not in logs
+    # Each step ran in its own function process, reached by a Pub/Sub push.
+    for step_function in ("step_subscription", "step_quota", "step_dataset", "step_view"):
+        assert (topology.log_dir / f"{step_function}.log").stat().st_size > 0, step_function
+
+
+def test_unknown_route_on_the_front_is_a_json_404(topology: Topology) -> None:
+    response = requests.get(f"{topology.url}/api/v1/nothing/here", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view step delivered before its prerequisites fails (500) on every push; after the
+    subscription's max_delivery_attempts Pub/Sub moves it to the dead-letter topic, whose push
+    reaches step_dead_letter, which marks the step and the tenant FAILED."""
+    import dataclasses
+    import time
+
+    from schemas.http import OnboardRequest
+    from shared.adapters.gcp.wiring import build_gcp_services
+    from shared.config import load_settings
+    from shared.handlers.onboard import onboard, publish_step
+    from shared.handlers.steps import load_tenant
+    from shared.ports import EventBus
+
+    class Withheld(EventBus):
+        """Keeps the prerequisite step commands from being published."""
+
+        def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+            return "withheld"
+
+    for name, value in topology.env.items():
+        monkeypatch.setenv(name, value)
+    body = {"tenant_id": "doomed_tenant", "company_name": "D", "admin_email": "d@example.com", "subscription_plan": "STARTER"}
+    assert requests.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=30).json()["ready_for_onboarding"]
+    services = build_gcp_services(load_settings())
+    try:
+        onboard(OnboardRequest.model_validate(body), None, dataclasses.replace(services, bus=Withheld()))
+        state = load_tenant(services, "doomed_tenant")
+        assert state is not None
+        publish_step(services, state, "view")
+        deadline = time.monotonic() + 90
+        status: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            status = requests.get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=10).json()
+            if status["status"] == "FAILED":
+                break
+            time.sleep(0.5)
+    finally:
+        services.close()
+    assert status["status"] == "FAILED", status
+    assert "step view failed" in str(status["error"])
+    steps = {step["name"]: step for step in status["steps"]}  # type: ignore[attr-defined]
+    assert steps["view"]["status"] == "FAILED"
+    view_log = (topology.log_dir / "step_view.log").read_text()
+    assert view_log.count("RuntimeError: view step delivered before its prerequisites were done") >= MAX_DELIVERY_ATTEMPTS

@@ -1,0 +1,1 @@
+"""Local stand-ins for Google services that have no emulator."""

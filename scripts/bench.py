@@ -12,6 +12,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +45,25 @@ def request_body(tenant_id: str) -> dict[str, Any]:
     }
 
 
-def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, list[float]]:
-    """Dry-run latencies and accepted-to-ACTIVE times through real HTTP on the local platform."""
+@contextmanager
+def serving_platform(data_dir: Path) -> Iterator[tuple[LocalPlatform, str]]:
+    """The local platform on embedded backends, served over real HTTP on a free port: (platform, API base URL)."""
     platform = LocalPlatform(build_embedded_services(load_settings({"ONBOARDING_DATA_DIR": str(data_dir)})), reconcile_every=3600)
     platform.start()
     server = make_server("127.0.0.1", 0, platform.app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/api/v1/tenants"
-    session = requests.Session()
     try:
+        yield platform, f"http://127.0.0.1:{server.server_port}/api/v1"
+    finally:
+        server.shutdown()
+        platform.stop()
+
+
+def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, list[float]]:
+    """Dry-run latencies and accepted-to-ACTIVE times through real HTTP on the local platform."""
+    session = requests.Session()
+    with serving_platform(data_dir) as (platform, api):
+        url = f"{api}/tenants"
         for _ in range(10):  # warm-up
             session.post(f"{url}/dryrun", json=request_body("warm_up"), timeout=10)
         dryrun_ms = []
@@ -71,9 +83,6 @@ def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, li
                 time.sleep(0.001)
             onboarding_ms.append((time.perf_counter() - accepted) * 1000)
         return {"dryrun": dryrun_ms, "onboarding": onboarding_ms}
-    finally:
-        server.shutdown()
-        platform.stop()
 
 
 def floor_onboarding(services: Services, tenant_id: str) -> None:

@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
-from werkzeug.serving import make_server
 
-from functions.local import LocalPlatform
-from scripts.bench import percentile, request_body
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from scripts.bench import percentile, request_body, serving_platform
 from shared.handlers.billing import processed_id
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,14 +32,9 @@ def message(event_id: str, tenant_id: str, minute: int) -> dict[str, Any]:
 
 def run(data_dir: Path, tenants: int, latency_events: int, burst_events: int) -> tuple[list[float], float, int]:
     """Latencies (ms) of sequential events, then seconds and count of a burst."""
-    platform = LocalPlatform(build_embedded_services(load_settings({"ONBOARDING_DATA_DIR": str(data_dir)})), reconcile_every=3600)
-    platform.start()
-    server = make_server("127.0.0.1", 0, platform.app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/api/v1"
     session = requests.Session()
-    documents = platform.services.documents
-    try:
+    with serving_platform(data_dir) as (platform, url):
+        documents = platform.services.documents
         tenant_ids = [f"billing_bench_{index}" for index in range(tenants)]
         for tenant_id in tenant_ids:
             session.post(f"{url}/tenants/dryrun", json=request_body(tenant_id), timeout=10)
@@ -67,9 +57,6 @@ def run(data_dir: Path, tenants: int, latency_events: int, burst_events: int) ->
             assert session.post(f"{url}/billing/events", json=body, timeout=10).status_code == 202
         assert platform.bus.wait_idle(600), "burst did not drain"
         return latencies, time.perf_counter() - started, burst_events
-    finally:
-        server.shutdown()
-        platform.stop()
 
 
 def main() -> None:

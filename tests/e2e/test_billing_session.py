@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,14 +15,6 @@ from tests.functional.billing_support import billing_message
 
 pytestmark = pytest.mark.e2e
 TENANT = SEED_REQUEST["tenant_id"]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = RunningServer(tmp_path / "data")
-    running.wait_ready()
-    yield running
-    running.stop()
 
 
 def _eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30) -> Any:

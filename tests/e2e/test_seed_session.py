@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ from tests.conftest import SEED_OVERVIEW, SEED_REQUEST
 from tests.e2e.server import RunningServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = RunningServer(tmp_path / "data")
-    running.wait_ready()
-    yield running
-    running.stop()
 
 
 def run_seed_session(url: str) -> str:

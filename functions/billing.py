@@ -80,7 +80,7 @@ def billing_dead_letter(cloud_event: CloudEvent) -> None:
     payload, attributes = pubsub_message(cloud_event)
     reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
     with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
-        handle_billing_dead_letter(payload, reason, get_services())
+        handle_billing_dead_letter(payload, reason, get_services(), attributes)
 
 
 @functions_framework.cloud_event

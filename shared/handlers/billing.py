@@ -25,6 +25,7 @@ from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import BillingDecision, TenantState
+from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
 from shared.handlers.steps import load_tenant
@@ -34,7 +35,6 @@ from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services
 logger = logging.getLogger(__name__)
 
 TENANT_EVENTS = "tenant_events"
-BILLING_DEAD_LETTERS = "billing_dead_letters"
 _SYNC_ROUNDS = 5
 _AUDIT_LIMIT = 10_000
 
@@ -192,21 +192,20 @@ def tenant_events(tenant_id: str, services: Services) -> TenantEventsResponse:
     return TenantEventsResponse(tenant_id=tenant_id, count=len(records), events=records)
 
 
-def handle_billing_dead_letter(data: bytes, reason: str, services: Services) -> str:
-    """Keep a dead-lettered billing message with its reason (`billing_dead_letters`), once."""
-    text = data.decode("utf-8", errors="replace")
+def handle_billing_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
+    """Record a dead-lettered billing message with its reason among the dead letters, once."""
     event_id, tenant_id = _identify(data)
-    doc_id = event_id or f"sha256:{hashlib.sha256(data).hexdigest()}"
-    created = services.documents.create(
-        BILLING_DEAD_LETTERS,
-        doc_id,
-        {
-            "event_id": event_id,
-            "tenant_id": tenant_id,
-            "reason": reason[:500],
-            "payload": text[:4000],
-            "received_at": services.now(),
-        },
+    source, attempts = dead_letter_origin(attributes or {}, default_source=services.settings.topics.billing)
+    created = record_dead_letter(
+        services,
+        letter_id=event_id or f"sha256:{hashlib.sha256(data).hexdigest()}",
+        source=source,
+        reason=reason,
+        attempts=attempts,
+        data=data,
+        tenant_id=tenant_id,
+        step=None,
+        event_id=event_id,
     )
     logger.error("billing event dead-lettered", extra={"tenant_id": tenant_id, "event_id": event_id, "reason": reason[:300]})
     return "recorded" if created else "duplicate"

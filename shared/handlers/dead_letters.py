@@ -34,6 +34,13 @@ def _first(attributes: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((attributes[name] for name in names if attributes.get(name)), None)
 
 
+def dead_letter_origin(attributes: dict[str, str], default_source: str = "unknown") -> tuple[str, int]:
+    """Where a dead letter came from and after how many deliveries, from its attributes."""
+    raw_attempts = _first(attributes, ATTEMPT_ATTRIBUTES) or "1"
+    attempts = int(raw_attempts) if raw_attempts.isdigit() else 1
+    return _first(attributes, SOURCE_ATTRIBUTES) or default_source, attempts
+
+
 def handle_step_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
     """Record the dead letter; for a readable step command, fail the step and the tenant too.
 
@@ -41,14 +48,12 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
     acknowledged, so it cannot loop.
     """
     attributes = attributes or {}
-    raw_attempts = _first(attributes, ATTEMPT_ATTRIBUTES) or "1"
-    attempts = int(raw_attempts) if raw_attempts.isdigit() else 1
-    source = _first(attributes, SOURCE_ATTRIBUTES) or "unknown"
+    source, attempts = dead_letter_origin(attributes)
     try:
         command = StepRequested.model_validate_json(data)
     except ValidationError:
         letter_id = hashlib.sha256(source.encode() + b"\x1f" + data).hexdigest()[:40]
-        _record(
+        record_dead_letter(
             services,
             letter_id=letter_id,
             source=source,
@@ -61,7 +66,7 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
         )
         logger.error("dead letter with an unreadable payload", extra={"reason": reason})
         return "unreadable"
-    _record(
+    record_dead_letter(
         services,
         letter_id=command.event_id,
         source=source,
@@ -91,7 +96,7 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
     return "failed"
 
 
-def _record(
+def record_dead_letter(
     services: Services,
     *,
     letter_id: str,
@@ -102,8 +107,8 @@ def _record(
     tenant_id: str | None,
     step: str | None,
     event_id: str | None,
-) -> None:
-    """Create-if-absent: a redelivered dead letter is recorded once."""
+) -> bool:
+    """Record a dead letter in `dead_letters` (create-if-absent: a redelivery is recorded once); True if new."""
     entry = DeadLetterEntry(
         id=letter_id,
         status="OPEN",
@@ -116,7 +121,7 @@ def _record(
         payload_preview=redact(data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")),
         dead_lettered_at=services.now(),
     )
-    services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
+    return services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
 
 
 def list_dead_letters(services: Services, status: str | None = None, tenant_id: str | None = None, limit: int = 500) -> DeadLetterList:

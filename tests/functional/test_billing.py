@@ -237,7 +237,7 @@ def test_refused_transitions_are_recorded_once_and_not_retried(client: FlaskClie
     status = _status(client)
     assert (status["status"], status["subscription_plan"]) == ("OFFBOARDED", "PROFESSIONAL")
     assert platform.bus.stats.snapshot().get("failed", 0) == 0, "refusals are decisions, never retried"
-    assert platform.services.documents.find("billing_dead_letters", "tenant_id", TENANT) == []
+    assert platform.services.documents.find("dead_letters", "tenant_id", TENANT) == []
 
 
 def test_unknown_tenants_and_malformed_messages_are_dead_lettered_with_a_reason(client: FlaskClient, platform: Any) -> None:
@@ -248,11 +248,11 @@ def test_unknown_tenants_and_malformed_messages_are_dead_lettered_with_a_reason(
     services.bus.publish(topic, b'{"event_id": "evt-bad-plan", "tenant_id": "x", "type": "payment_failed", "new_plan": "SCALE"}', {})
     _settle(platform)
 
-    unknown = services.documents.get("billing_dead_letters", "evt-nobody")
+    unknown = services.documents.get("dead_letters", "evt-nobody")
     assert unknown is not None and unknown["reason"] == "unknown tenant nobody_here" and unknown["tenant_id"] == "nobody_here"
-    bad_plan = services.documents.get("billing_dead_letters", "evt-bad-plan")
+    bad_plan = services.documents.get("dead_letters", "evt-bad-plan")
     assert bad_plan is not None and bad_plan["reason"].startswith("invalid message")
-    not_json = services.documents.find("billing_dead_letters", "payload", "{not json")
+    not_json = services.documents.find("dead_letters", "payload_preview", "{not json")
     assert len(not_json) == 1 and not_json[0]["reason"].startswith("invalid message")
     assert platform.bus.stats.snapshot().get("failed", 0) == 0, "dead-lettered at once, never retried"
     assert client.get("/api/v1/tenants/nobody_here/events").status_code == 404
@@ -285,7 +285,7 @@ def test_events_for_a_tenant_still_provisioning_are_dead_lettered(services: Serv
         post_billing(client, billing_message("evt-early", TENANT, "payment_failed", 1))
         while bus.deliver_one():
             pass
-        dead = services.documents.get("billing_dead_letters", "evt-early")
+        dead = services.documents.get("dead_letters", "evt-early")
         assert dead is not None and "PROVISIONING" in dead["reason"]
         assert services.documents.get("tenants", TENANT)["status"] == "PROVISIONING"
         assert bus.pending_count() == 0

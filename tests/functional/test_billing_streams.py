@@ -86,7 +86,7 @@ def test_shuffled_duplicated_streams_end_in_the_state_the_latest_events_imply(cl
         row = view_row(services, tenant_id)
         assert (row["tenant_status"], row["subscription_status"]) == (status, SUBSCRIPTION_STATUS[status]), tenant_id
         assert api_key_status(services, tenant_id) == ["REVOKED" if status == "OFFBOARDED" else "ACTIVE"]
-        assert services.documents.find("billing_dead_letters", "tenant_id", tenant_id) == []
+        assert services.documents.find("dead_letters", "tenant_id", tenant_id) == []
         records = trail(client, tenant_id)
         assert sorted(record["event_id"] for record in records) == sorted(message["event_id"] for message in stream.messages)
         if status != "OFFBOARDED":  # once cancelled, a plan change that arrives late is refused, whatever its date

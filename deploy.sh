@@ -180,7 +180,11 @@ DEAD_LETTER_TOPICS+=("$BILLING_DEAD_LETTER")
 TOPIC_PURGE=tenant-purge
 PURGE_JOB=tenant-purge-daily
 PURGE_SCHEDULE='30 3 * * *'
-TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE")
+# Every few minutes the reconciler republishes steps a crash stranded between commit and publish.
+TOPIC_RECONCILE=tenant-reconcile
+RECONCILE_JOB=tenant-reconcile-every-5-minutes
+RECONCILE_SCHEDULE='*/5 * * * *'
+TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE")
 
 # Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
 # bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
@@ -224,7 +228,7 @@ HTTP_FUNCTIONS=()
 for line in "${HTTP_TABLE[@]}"; do
   HTTP_FUNCTIONS+=("${line%% *}")
 done
-EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired)
+EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired reconcile_steps)
 
 # Service account ids: 6-30 characters, lowercase, digits and hyphens.
 sa_email() {
@@ -381,6 +385,9 @@ grant billing_dead_letter datastore.user
 # purge_expired: as purge_expired_http (PURGE_GRANTS).
 read -ra specs <<<"$PURGE_GRANTS"
 grant purge_expired "${specs[@]}"
+# reconcile_steps: finds provisioning tenants; republishes their stranded steps.
+grant reconcile_steps datastore.viewer "pubsub.publisher@topic:$TOPIC_SUBSCRIPTION" "pubsub.publisher@topic:$TOPIC_QUOTA" \
+  "pubsub.publisher@topic:$TOPIC_DATASET" "pubsub.publisher@topic:$TOPIC_VIEW"
 # Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.
 grant build cloudbuild.builds.builder
 # Push deliveries carry an OIDC token of the trigger account, minted by the Pub/Sub service agent.
@@ -461,11 +468,20 @@ deploy_function purge_expired purge_expired purge_expired --trigger-topic="$TOPI
   --trigger-service-account="$TRIGGER_SA" --timeout=540s
 wire_event_function purge_expired
 # Cloud Scheduler publishes as its own service agent, which may publish to any topic of the project.
-verb=create
-exists gcloud scheduler jobs describe "$PURGE_JOB" --location="$REGION" --project="$PROJECT" && verb=update
-run gcloud scheduler jobs "$verb" pubsub "$PURGE_JOB" --location="$REGION" --schedule="$PURGE_SCHEDULE" \
-  --time-zone=Etc/UTC --topic="projects/$PROJECT/topics/$TOPIC_PURGE" --message-body='{"reason": "retention"}' \
-  --description="Purge offboarded tenants past their retention" --project="$PROJECT" --format=none
+schedule_topic() {
+  local job=$1 schedule=$2 topic=$3 description=$4 verb=create
+  exists gcloud scheduler jobs describe "$job" --location="$REGION" --project="$PROJECT" && verb=update
+  run gcloud scheduler jobs "$verb" pubsub "$job" --location="$REGION" --schedule="$schedule" \
+    --time-zone=Etc/UTC --topic="projects/$PROJECT/topics/$topic" --message-body="{\"job\": \"$job\"}" \
+    --description="$description" --project="$PROJECT" --format=none
+}
+schedule_topic "$PURGE_JOB" "$PURGE_SCHEDULE" "$TOPIC_PURGE" "Purge offboarded tenants past their retention"
+
+note "reconciler: reconcile_steps on $TOPIC_RECONCILE, published every 5 minutes by Cloud Scheduler"
+deploy_function reconcile_steps reconcile_steps reconcile_steps --trigger-topic="$TOPIC_RECONCILE" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=300s
+wire_event_function reconcile_steps
+schedule_topic "$RECONCILE_JOB" "$RECONCILE_SCHEDULE" "$TOPIC_RECONCILE" "Republish provisioning steps stranded by a crash"
 
 if ((DRY_RUN)); then
   note "dry run finished: nothing was created"

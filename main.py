@@ -2,7 +2,7 @@
 
 from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
 from functions.billing import billing_dead_letter, billing_event, billing_events_http, purge_expired, purge_expired_http, tenant_events_http
-from functions.steps import step_dataset, step_dead_letter, step_quota, step_subscription, step_view
+from functions.steps import reconcile_steps, step_dataset, step_dead_letter, step_quota, step_subscription, step_view
 
 __all__ = [
     "billing_dead_letter",
@@ -14,6 +14,7 @@ __all__ = [
     "onboard_tenant",
     "purge_expired",
     "purge_expired_http",
+    "reconcile_steps",
     "retry_tenant_steps",
     "step_dataset",
     "step_dead_letter",

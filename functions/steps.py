@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import functions_framework
 from cloudevents.http import CloudEvent
 
@@ -9,6 +11,7 @@ from schemas.events import StepRequested
 from shared.entrypoints.events import handle_event, pubsub_message
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
+from shared.handlers.reconcile import reconcile
 from shared.handlers.steps import handle_step
 from shared.logging_setup import log_context
 
@@ -50,6 +53,16 @@ def step_dead_letter(cloud_event: CloudEvent) -> None:
     reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
     with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
         handle_step_dead_letter(payload, reason, get_services(), attributes)
+
+
+# A step stranded by a crash between its commit and its publish is older than any redelivery.
+STRANDED_AFTER = timedelta(minutes=15)
+
+
+@functions_framework.cloud_event
+def reconcile_steps(cloud_event: CloudEvent) -> None:
+    """Cloud Scheduler (through Pub/Sub): republish the steps of provisioning tenants left stranded."""
+    reconcile(get_services(), stale_after=STRANDED_AFTER)
 
 
 STEP_FUNCTIONS = {

@@ -152,25 +152,42 @@ def test_billing_events_are_retried_then_dead_lettered_to_the_billing_dead_lette
     assert [_flag(command, "dead-letter-topic") for command in policy] == [f"projects/{PROJECT}/topics/{dead_letter_topic(billing)}"]
 
 
-def _purge_topic(dry_run: DryRun) -> str | None:
-    return _flag(_deploys(dry_run)["purge_expired"], "trigger-topic")
+def _trigger_topic(dry_run: DryRun, function: str) -> str | None:
+    return _flag(_deploys(dry_run)[function], "trigger-topic")
+
+
+def _scheduler_jobs(dry_run: DryRun) -> dict[str | None, list[str]]:
+    """Scheduler jobs created, by the topic they publish on."""
+    jobs = [command for command in dry_run.commands if command[1:3] == ["scheduler", "jobs"] and "create" in command]
+    assert all(job[3:5] == ["create", "pubsub"] for job in jobs)
+    return {_flag(job, "topic"): job for job in jobs}
 
 
 def test_a_daily_scheduler_job_publishes_on_the_purge_topic(dry_run: DryRun) -> None:
-    jobs = [command for command in dry_run.commands if command[1:3] == ["scheduler", "jobs"] and "create" in command]
-    assert len(jobs) == 1 and jobs[0][3:5] == ["create", "pubsub"]
-    assert _flag(jobs[0], "topic") == f"projects/{PROJECT}/topics/{_purge_topic(dry_run)}"
-    minute, hour, *every_day = str(_flag(jobs[0], "schedule")).split()
+    job = _scheduler_jobs(dry_run)[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'purge_expired')}"]
+    minute, hour, *every_day = str(_flag(job, "schedule")).split()
     assert minute.isdigit() and hour.isdigit() and every_day == ["*", "*", "*"]
     enabled = next(command for command in dry_run.commands if command[1:3] == ["services", "enable"])
     assert "cloudscheduler.googleapis.com" in enabled
+
+
+def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None:
+    jobs = _scheduler_jobs(dry_run)
+    assert len(jobs) == 2
+    job = jobs[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'reconcile_steps')}"]
+    minute, *every_hour = str(_flag(job, "schedule")).split()
+    assert minute.startswith("*/") and every_hour == ["*", "*", "*", "*"]
+    assert _grants(dry_run, "reconcile_steps") == {"datastore.viewer@project"} | {
+        f"pubsub.publisher@{getattr(load_settings().topics, step)}" for step in STEPS
+    }
 
 
 def test_every_topic_and_dead_letter_topic_is_created_with_a_subscription_per_dead_letter_topic(dry_run: DryRun) -> None:
     topics = load_settings().topics
     dead_letters = {dead_letter_topic(getattr(topics, name)) for name in (*STEPS, "billing")}
     created = {command[4] for command in dry_run.commands if command[1:4] == ["pubsub", "topics", "create"]}
-    assert created == set(topics.model_dump().values()) | dead_letters | {_purge_topic(dry_run)}
+    scheduled = {_trigger_topic(dry_run, "purge_expired"), _trigger_topic(dry_run, "reconcile_steps")}
+    assert created == set(topics.model_dump().values()) | dead_letters | scheduled
     subscribed = {_flag(command, "topic") for command in dry_run.commands if command[1:4] == ["pubsub", "subscriptions", "create"]}
     assert subscribed == dead_letters
     updates = [command for command in dry_run.commands if command[1:4] == ["pubsub", "subscriptions", "update"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,16 +38,21 @@ def status_url(tenant_id: str) -> str:
     return f"/api/v1/tenants/{tenant_id}"
 
 
-def step_event_id(tenant_id: str, step: str, generation: int) -> str:
-    """Deterministic: a republished step command is recognized as the same event."""
-    return f"{tenant_id}.{step}.{generation}"
+def step_event_id(state: TenantState, step: str, generation: int) -> str:
+    """Deterministic, so a republished step command is recognized as the same event.
+
+    The tenant's creation time is part of it: a tenant id onboarded again after a purge
+    starts a new series of events instead of finding the old ones already processed.
+    """
+    incarnation = re.sub(r"\D", "", state.created_at)
+    return f"{state.tenant_id}.{incarnation}.{step}.{generation}"
 
 
 def publish_step(services: Services, state: TenantState, step: str) -> None:
     """Publish the command for one step of `state` on that step's topic."""
     generation = state.steps[step].generation
     command = StepRequested(
-        event_id=step_event_id(state.tenant_id, step, generation),
+        event_id=step_event_id(state, step, generation),
         tenant_id=state.tenant_id,
         step=step,  # type: ignore[arg-type]
         generation=generation,

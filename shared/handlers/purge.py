@@ -12,7 +12,7 @@ from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
 from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import PROCESSED_EVENTS, TENANTS, Services
+from shared.services import TENANTS, Services
 
 logger = logging.getLogger(__name__)
 PURGE_SOURCE = "retention-policy"
@@ -57,12 +57,6 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         recorded_at=services.now(),
     )
 
-    # Step commands have deterministic ids per tenant id: a later onboarding of the same id must
-    # not find them already processed. Billing markers stay, so an old billing event stays a duplicate.
-    step_markers = [
-        doc["event_id"] for doc in services.documents.find(PROCESSED_EVENTS, "tenant_id", tenant_id, limit=10_000) if "step" in doc
-    ]
-
     def remove(txn: Transaction) -> bool:
         raw = txn.get(TENANTS, tenant_id)
         if raw is None:
@@ -71,8 +65,6 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         if current.created_at != state.created_at or not transitions.purge_due(current, now):
             return False
         txn.delete(TENANTS, tenant_id)
-        for event_id in step_markers:
-            txn.delete(PROCESSED_EVENTS, event_id)
         txn.set(TENANT_EVENTS, record.event_id, record.model_dump())
         return True
 

@@ -15,9 +15,9 @@ from scripts.chaos import INVARIANTS, check_invariants, request_body, view_comma
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
-from shared.domain.tenant import ALL_STEPS
+from shared.domain.tenant import ALL_STEPS, TenantState
 from shared.handlers.onboard import step_event_id
-from shared.services import PROCESSED_EVENTS, VALIDATIONS
+from shared.services import PROCESSED_EVENTS, TENANTS, VALIDATIONS
 from tests.conftest import fast_settings
 from tests.e2e.server import RunningServer, free_port
 
@@ -110,11 +110,12 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
         published = {json.loads(data)["validation_id"] for data, _ in bus.messages(services.settings.topics.validations)}
         assert [v for v in validations if documents.get(VALIDATIONS, v) is None] == []
         assert [v for v in validations if v not in published] == []
+        states = {tenant: TenantState.model_validate(documents.get(TENANTS, tenant)) for tenant in accepted}
         unprocessed = [
-            step_event_id(tenant, step, 1)
-            for tenant in accepted
+            step_event_id(state, step, 1)
+            for state in states.values()
             for step in ALL_STEPS
-            if documents.get(PROCESSED_EVENTS, step_event_id(tenant, step, 1)) is None
+            if documents.get(PROCESSED_EVENTS, step_event_id(state, step, 1)) is None
         ]
         assert unprocessed == []
         view_commands = view_commands_per_tenant(bus.messages(services.settings.topics.view))

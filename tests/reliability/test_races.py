@@ -14,8 +14,9 @@ from functions.local import as_cloud_event, create_app
 from functions.steps import STEP_FUNCTIONS
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
-from shared.domain.tenant import PREREQUISITE_STEPS
+from shared.domain.tenant import PREREQUISITE_STEPS, TenantState
 from shared.entrypoints.runtime import install_services
+from shared.handlers.onboard import step_event_id
 from shared.handlers.tenant_store import update_tenant
 from shared.services import Services
 from tests.conftest import SEED_REQUEST
@@ -73,7 +74,7 @@ def test_concurrent_step_completions_lose_no_update_and_release_the_view_once(se
         assert {name: state["steps"][name]["status"] for name in PREREQUISITE_STEPS} == dict.fromkeys(PREREQUISITE_STEPS, "DONE")
         assert state["steps"]["view"]["status"] == "PENDING"
         view_ids = {json.loads(data)["event_id"] for data, _ in bus.messages(services.settings.topics.view)}
-        assert view_ids == {"customer_123.view.1"}
+        assert view_ids == {step_event_id(TenantState.model_validate(state), "view", 1)}
     finally:
         install_services(None)
 

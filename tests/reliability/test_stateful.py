@@ -20,8 +20,9 @@ from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
-from shared.domain.tenant import ALL_STEPS
+from shared.domain.tenant import ALL_STEPS, TenantState
 from shared.entrypoints.runtime import install_services
+from shared.handlers.onboard import step_event_id
 from shared.handlers.retry import retry_tenant
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services
@@ -181,7 +182,9 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
         def the_view_is_released_once_per_generation_and_only_when_ready(self) -> None:
             state = self._state()
             view = state["steps"]["view"]
-            assert self._view_event_ids() <= {f"{self.tenant}.view.{g}" for g in range(1, view["generation"] + 1)}
+            assert self._view_event_ids() <= {
+                step_event_id(TenantState.model_validate(self._state()), "view", g) for g in range(1, view["generation"] + 1)
+            }
             if view["status"] == "WAITING":
                 assert f"{self.tenant}.view.{view['generation']}" not in self._view_event_ids()
             if state["status"] == "ACTIVE":
@@ -203,7 +206,9 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
             assert len(services.warehouse.query(sql.render("read_comprehensive_view", dataset=self.tenant))) == 1
             assert len(services.documents.find("api_keys", "tenant_id", self.tenant)) == 1
             view_generation = self._state()["steps"]["view"]["generation"]
-            assert self._view_event_ids() == {f"{self.tenant}.view.{g}" for g in range(1, view_generation + 1)}
+            assert self._view_event_ids() == {
+                step_event_id(TenantState.model_validate(self._state()), "view", g) for g in range(1, view_generation + 1)
+            }
 
     return OneTenant
 

@@ -164,7 +164,13 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
             txn.create(
                 IDEMPOTENCY_KEYS,
                 idempotency_id,
-                {"fingerprint": fingerprint, "tenant_id": request.tenant_id, "api_key_hash": key_hash, "response": response},
+                {
+                    "id": idempotency_id,
+                    "fingerprint": fingerprint,
+                    "tenant_id": request.tenant_id,
+                    "api_key_hash": key_hash,
+                    "response": response,
+                },
             )
         return None
 

@@ -12,7 +12,7 @@ from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
 from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import TENANTS, Services
+from shared.services import IDEMPOTENCY_KEYS, TENANTS, Services
 
 logger = logging.getLogger(__name__)
 PURGE_SOURCE = "retention-policy"
@@ -57,6 +57,11 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         recorded_at=services.now(),
     )
 
+    # A replay of the old onboarding would hand out the revoked key: its idempotency records go too.
+    idempotency_records = [
+        doc["id"] for doc in services.documents.find(IDEMPOTENCY_KEYS, "tenant_id", tenant_id, limit=1000) if "id" in doc
+    ]
+
     def remove(txn: Transaction) -> bool:
         raw = txn.get(TENANTS, tenant_id)
         if raw is None:
@@ -65,6 +70,8 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         if current.created_at != state.created_at or not transitions.purge_due(current, now):
             return False
         txn.delete(TENANTS, tenant_id)
+        for doc_id in idempotency_records:
+            txn.delete(IDEMPOTENCY_KEYS, doc_id)
         txn.set(TENANT_EVENTS, record.event_id, record.model_dump())
         return True
 

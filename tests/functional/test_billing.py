@@ -173,8 +173,11 @@ def test_duplicates_are_applied_once(client: FlaskClient, platform: Any) -> None
 
 
 def test_cancellation_offboards_revokes_the_key_and_keeps_data_until_purged(client: FlaskClient, platform: Any) -> None:
-    created = onboard_seed(client)
     services: Services = platform.services
+    client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
+    first = client.post("/api/v1/tenants/onboard?wait=20", json=SEED_REQUEST, headers={"Idempotency-Key": "first-onboarding"})
+    created = first.get_json()
+    assert first.status_code == 201 and len(services.documents.find("idempotency_keys", "tenant_id", TENANT)) == 1
     post_billing(client, billing_message("evt-cancel-1", TENANT, "subscription_cancelled", 1))
     _settle(platform)
 
@@ -209,6 +212,7 @@ def test_cancellation_offboards_revokes_the_key_and_keeps_data_until_purged(clie
     assert client.get(f"/api/v1/tenants/{TENANT}").status_code == 404
     assert [record["type"] for record in trail(client, TENANT)] == ["subscription_cancelled", "tenant_purged"]
 
+    assert services.documents.find("idempotency_keys", "tenant_id", TENANT) == [], "a replay must not hand out the revoked key"
     again = onboard_seed(client)
     assert again["status"] == "ACTIVE" and again["api_key"] != created["api_key"]
     assert _overview(client, again["api_key"]).get_json()["pipelines_run_today"] == 1

@@ -8,7 +8,7 @@ from cloudevents.http import CloudEvent
 
 from schemas.events import BillingEvent
 from schemas.http import BillingEventAccepted
-from shared.entrypoints.events import handle_event, pubsub_message
+from shared.entrypoints.events import handle_dead_letter, handle_event
 from shared.entrypoints.http import Router, View, json_response, read_json
 from shared.entrypoints.runtime import get_services
 from shared.handlers.billing import handle_billing_dead_letter, handle_billing_event, tenant_events
@@ -77,10 +77,7 @@ def billing_event(cloud_event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def billing_dead_letter(cloud_event: CloudEvent) -> None:
     """Topic billing-events-dead-letter: keep the message and why it can never apply."""
-    payload, attributes = pubsub_message(cloud_event)
-    reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
-    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
-        handle_billing_dead_letter(payload, reason, get_services(), attributes)
+    handle_dead_letter(cloud_event, handle_billing_dead_letter, get_services())
 
 
 @functions_framework.cloud_event

@@ -8,12 +8,11 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from schemas.events import StepRequested
-from shared.entrypoints.events import handle_event, pubsub_message
+from shared.entrypoints.events import handle_dead_letter, handle_event
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
 from shared.handlers.reconcile import reconcile
 from shared.handlers.steps import handle_step
-from shared.logging_setup import log_context
 
 
 def _run_step(cloud_event: CloudEvent, step: str) -> None:
@@ -49,10 +48,7 @@ def step_view(cloud_event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def step_dead_letter(cloud_event: CloudEvent) -> None:
     """Any step's dead-letter topic: the step and the tenant become FAILED."""
-    payload, attributes = pubsub_message(cloud_event)
-    reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
-    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
-        handle_step_dead_letter(payload, reason, get_services(), attributes)
+    handle_dead_letter(cloud_event, handle_step_dead_letter, get_services())
 
 
 # A step stranded by a crash between its commit and its publish is older than any redelivery.

@@ -92,3 +92,17 @@ def _delivery_attempt(cloud_event: CloudEvent) -> int:
     message = data.get("message") if isinstance(data, dict) else None
     attempt = message.get("deliveryAttempt") if isinstance(message, dict) else None
     return attempt if isinstance(attempt, int) and attempt > 0 else 1
+
+
+DeadLetterHandler = Callable[[bytes, str, Services, dict[str, str]], str]
+
+
+def handle_dead_letter(cloud_event: CloudEvent, handler: DeadLetterHandler, services: Services) -> str:
+    """Hand a message from a dead-letter topic to `handler` with its reason and attributes.
+
+    Pub/Sub's own dead-lettering carries no reason; ours (`dead_letter_reason`) does.
+    """
+    payload, attributes = pubsub_message(cloud_event)
+    reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
+    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
+        return handler(payload, reason, services, attributes)

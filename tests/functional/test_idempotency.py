@@ -5,10 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from functions.local import as_cloud_event, create_app
 from functions.steps import STEP_FUNCTIONS
@@ -17,17 +14,8 @@ from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEve
 from shared.adapters.guarded import unwrap
 from shared.config import Settings
 from shared.domain.tenant import PREREQUISITE_STEPS
-from shared.entrypoints.runtime import install_services
 from shared.services import Services
 from tests.conftest import SEED_REQUEST
-
-
-@pytest.fixture
-def manual(services: Services) -> Iterator[Services]:
-    """Services with no bus workers: the test delivers every message by hand."""
-    install_services(services)
-    yield services
-    install_services(None)
 
 
 def _messages(bus: SqliteEventBus, topic: str) -> list[ReceivedMessage]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from cloudevents.http import CloudEvent
 
 from functions.local import create_app
 from functions.steps import STRANDED_AFTER, reconcile_steps
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
-from shared.entrypoints.runtime import install_services
 from shared.services import Services, utcnow
 from tests.conftest import SEED_REQUEST
 
@@ -21,14 +18,6 @@ SCHEDULER_EVENT = CloudEvent(
     {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub.googleapis.com/projects/p/topics/tenant-reconcile"},
     {"message": {"data": "e30=", "messageId": "1"}},
 )
-
-
-@pytest.fixture
-def manual(services: Services) -> Iterator[Services]:
-    """Services with no bus workers: nothing consumes what is published."""
-    install_services(services)
-    yield services
-    install_services(None)
 
 
 def _step_commands(bus: SqliteEventBus, services: Services) -> list[str]:

@@ -65,6 +65,11 @@ class TenantState(BaseModel):
         """The state of step `name`."""
         return self.steps[name]
 
+    @property
+    def incarnation(self) -> str:
+        """The creation time as digits: tells this tenant from a later one of the same id (after a purge)."""
+        return "".join(character for character in self.created_at if character.isdigit())
+
     def prerequisites_done(self) -> bool:
         """Whether every step the view depends on is DONE."""
         return all(self.steps[name].status == "DONE" for name in PREREQUISITE_STEPS)

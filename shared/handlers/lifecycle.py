@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from schemas.events import TenantLifecycleEvent
 from shared.domain.tenant import FINAL_STEP, LifecycleKind, TenantState, TenantStatus
 from shared.handlers.publishing import publish_event
@@ -45,7 +43,7 @@ def publish_lifecycle(
 
 def activation_cause_id(state: TenantState) -> str:
     """The tenant's onboarding, told apart from a later onboarding of the same id after a purge."""
-    return f"{state.tenant_id}.onboarded.{re.sub(r'[^0-9]', '', state.created_at)}"
+    return f"{state.tenant_id}.onboarded.{state.incarnation}"
 
 
 def publish_activation(services: Services, state: TenantState) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,8 +43,7 @@ def step_event_id(state: TenantState, step: str, generation: int) -> str:
     The tenant's creation time is part of it: a tenant id onboarded again after a purge
     starts a new series of events instead of finding the old ones already processed.
     """
-    incarnation = re.sub(r"\D", "", state.created_at)
-    return f"{state.tenant_id}.{incarnation}.{step}.{generation}"
+    return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
 
 
 def publish_step(services: Services, state: TenantState, step: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from schemas.http import PurgeResponse, TenantEventRecord
 from shared import sql
@@ -43,7 +42,7 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         services.warehouse.execute(statement, {"tenant_id": tenant_id})
     now = services.clock()
     record = TenantEventRecord(
-        event_id=f"{tenant_id}.purged.{re.sub(r'[^0-9]', '', state.created_at)}",
+        event_id=f"{tenant_id}.purged.{state.incarnation}",
         tenant_id=tenant_id,
         type="tenant_purged",
         occurred_at=transitions.utc_stamp(now),

@@ -59,11 +59,3 @@ STRANDED_AFTER = timedelta(minutes=15)
 def reconcile_steps(cloud_event: CloudEvent) -> None:
     """Cloud Scheduler (through Pub/Sub): republish the steps of provisioning tenants left stranded."""
     reconcile(get_services(), stale_after=STRANDED_AFTER)
-
-
-STEP_FUNCTIONS = {
-    "subscription": step_subscription,
-    "quota": step_quota,
-    "dataset": step_dataset,
-    "view": step_view,
-}

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from functions.local import as_cloud_event, create_app
-from functions.steps import STEP_FUNCTIONS
+from functions.topology import entry_point
 from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
@@ -27,7 +27,7 @@ def _messages(bus: SqliteEventBus, topic: str) -> list[ReceivedMessage]:
 
 def _deliver(step: str, message: ReceivedMessage, times: int = 2) -> None:
     for _ in range(times):
-        STEP_FUNCTIONS[step](as_cloud_event(message))
+        entry_point(f"step_{step}")(as_cloud_event(message))
 
 
 def _counts(services: Services, tenant_id: str) -> dict[str, int]:

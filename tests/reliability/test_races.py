@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from functions.local import as_cloud_event, create_app
-from functions.steps import STEP_FUNCTIONS
+from functions.topology import entry_point
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState
@@ -68,7 +68,7 @@ def test_concurrent_step_completions_lose_no_update_and_release_the_view_once(se
             data, attributes = bus.messages(getattr(services.settings.topics, step))[0]
             message = ReceivedMessage(f"m-{step}", getattr(services.settings.topics, step), "race", data, attributes, 0.0, 1)
             deliveries += [(step, message)] * 3  # each prerequisite delivered three times at once
-        _concurrently(len(deliveries), lambda index: STEP_FUNCTIONS[deliveries[index][0]](as_cloud_event(deliveries[index][1])))
+        _concurrently(len(deliveries), lambda index: entry_point(f"step_{deliveries[index][0]}")(as_cloud_event(deliveries[index][1])))
         state = services.documents.get("tenants", "customer_123")
         assert state is not None
         assert {name: state["steps"][name]["status"] for name in PREREQUISITE_STEPS} == dict.fromkeys(PREREQUISITE_STEPS, "DONE")

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from functions.local import as_cloud_event, create_app
-from functions.steps import STEP_FUNCTIONS, step_dead_letter
+from functions.steps import step_dead_letter
+from functions.topology import entry_point
 from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
@@ -68,7 +69,7 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
             step, data, attributes = item
             message = ReceivedMessage(f"m{time.monotonic_ns()}", step, "prop", data, attributes, time.time(), 1)
             try:
-                STEP_FUNCTIONS[step](as_cloud_event(message))
+                entry_point(f"step_{step}")(as_cloud_event(message))
             except Exception:
                 return False
             finally:

@@ -370,13 +370,7 @@ class SqliteEventBus(EventBus):
             self._settings.min_backoff_seconds * (2 ** (message.delivery_attempt - 1)),
         )
         retry_at = time.time() + backoff * random.uniform(0.5, 1.0)
-        cursor = self._db.connection().execute(
-            "UPDATE deliveries SET available_at=?, last_error=?, updated_at=? "
-            "WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
-            (retry_at, reason, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
-        )
-        if cursor.rowcount != 1:
-            self.stats.add(stale_outcomes=1)
+        self._settle(message, "available_at=?, last_error=?", (retry_at, reason))
         logger.warning(
             "delivery failed, will retry",
             extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
@@ -403,11 +397,14 @@ class SqliteEventBus(EventBus):
             self.publish(row["dead_letter_topic"], message.data, attributes)
 
     def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> bool:
-        """Settle the delivery if this attempt still holds its lease; False for a stale outcome."""
+        """Settle the delivery for good (ACKED or DEAD); False for a stale outcome."""
+        return self._settle(message, "status=?, last_error=COALESCE(?, last_error)", (status, reason))
+
+    def _settle(self, message: ReceivedMessage, assignments: str, values: tuple[object, ...]) -> bool:
+        """Apply `assignments` if this attempt still holds its lease; False (and counted) for a stale outcome."""
         cursor = self._db.connection().execute(
-            "UPDATE deliveries SET status=?, last_error=COALESCE(?, last_error), updated_at=? "
-            "WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
-            (status, reason, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
+            f"UPDATE deliveries SET {assignments}, updated_at=? WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
+            (*values, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
         )
         if cursor.rowcount != 1:
             self.stats.add(stale_outcomes=1)

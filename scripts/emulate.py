@@ -181,32 +181,28 @@ class Topology:
         retry = pubsub.types.RetryPolicy(
             minimum_backoff=duration_pb2.Duration(seconds=1), maximum_backoff=duration_pb2.Duration(seconds=self.max_backoff_seconds)
         )
-        for trigger in EVENT_TRIGGERS:
-            topic = trigger.topic(topics)
-            dead_letters = dead_letter_topic(topic)
-            policy: dict[str, Any] = {}
-            if trigger.dead_letter_function:
-                ensure(publisher.create_topic, name=topic_path(dead_letters))
-                ensure(
-                    subscriber.create_subscription,
-                    name=subscriber.subscription_path(self.project, f"{dead_letters}-push"),
-                    topic=topic_path(dead_letters),
-                    push_config={"push_endpoint": push_url(trigger.dead_letter_function, dead_letters)},
-                    ack_deadline_seconds=60,
-                    retry_policy=retry,
-                )
-                policy = {
-                    "dead_letter_policy": {"dead_letter_topic": topic_path(dead_letters), "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS}
-                }
+
+        def push_subscription(topic: str, function: str, **policy: Any) -> None:
             ensure(
                 subscriber.create_subscription,
                 name=subscriber.subscription_path(self.project, f"{topic}-push"),
                 topic=topic_path(topic),
-                push_config={"push_endpoint": push_url(trigger.function, topic)},
+                push_config={"push_endpoint": push_url(function, topic)},
                 ack_deadline_seconds=60,
                 retry_policy=retry,
                 **policy,
             )
+
+        for trigger in EVENT_TRIGGERS:
+            topic = trigger.topic(topics)
+            if not trigger.dead_letter_function:
+                push_subscription(topic, trigger.function)
+                continue
+            dead_letters = dead_letter_topic(topic)
+            ensure(publisher.create_topic, name=topic_path(dead_letters))
+            push_subscription(dead_letters, trigger.dead_letter_function)
+            policy = {"dead_letter_topic": topic_path(dead_letters), "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS}
+            push_subscription(topic, trigger.function, dead_letter_policy=policy)
         publisher.stop()
         subscriber.close()
 

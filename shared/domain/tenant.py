@@ -210,10 +210,13 @@ def apply_billing_event(
     Order is judged per aspect: a payment event older than the last payment or cancellation
     applied is ignored, and so is a plan change older than the last plan change; the two do
     not shadow each other. A cancellation is final whatever its date, and nothing but a
-    purge follows it.
+    purge follows it. A plan change naming an unknown plan is refused first, whatever the
+    tenant's state or the event's date, so its reason never depends on delivery order.
     """
     if not accepts_billing(state):
         raise ValueError(f"tenant {state.tenant_id} is {state.status}; billing events do not apply")
+    if kind == "plan_changed" and (new_plan is None or new_plan not in known_plans):
+        return BillingDecision("refused", f"unknown plan '{new_plan}' (plans: {', '.join(sorted(known_plans))})", state)
     stamp, moment = utc_stamp(occurred_at), _display(now)
     if state.status == "OFFBOARDED":
         if kind == "subscription_cancelled":
@@ -230,16 +233,14 @@ def apply_billing_event(
         )
         detail = f"{state.status} -> OFFBOARDED; data kept until {offboarded.purge_after}"
         return BillingDecision("applied", detail, offboarded.touched(moment), "tenant.offboarded")
-    if kind == "plan_changed":
-        return _change_plan(state, stamp, new_plan, known_plans, moment)
+    if kind == "plan_changed" and new_plan is not None:
+        return _change_plan(state, stamp, new_plan, moment)
     return _change_payment_status(state, kind, stamp, moment)
 
 
-def _change_plan(state: TenantState, stamp: str, new_plan: str | None, known_plans: Collection[str], moment: str) -> BillingDecision:
+def _change_plan(state: TenantState, stamp: str, new_plan: str, moment: str) -> BillingDecision:
     if _not_newer(stamp, state.plan_event_at):
         return BillingDecision("ignored", f"older than the last plan change applied ({state.plan_event_at})", state)
-    if new_plan is None or new_plan not in known_plans:
-        return BillingDecision("refused", f"unknown plan '{new_plan}' (plans: {', '.join(sorted(known_plans))})", state)
     changed = state.model_copy(update={"subscription_plan": new_plan, "plan_event_at": stamp}).touched(moment)
     if new_plan == state.subscription_plan:
         return BillingDecision("applied", f"already on {new_plan}", changed)

@@ -140,3 +140,33 @@ def test_a_warehouse_statement_past_its_deadline_is_interrupted(tmp_path: Path) 
         assert warehouse.query("SELECT 1 AS ok") == [{"ok": 1}]
     finally:
         warehouse.close()
+
+
+def test_a_dead_letter_is_settled_and_forwarded_in_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus = SqliteEventBus(tmp_path / "events.db", BUS_SETTINGS.model_copy(update={"ack_deadline_seconds": 0.05}))
+    bus.create_subscription("s", "topic", dead_letter_topic="dl")
+
+    def always_fails(message: ReceivedMessage) -> None:
+        raise RuntimeError("always fails")
+
+    bus.subscribe("s", always_fails)
+    bus.publish("topic", b"x")
+    insert_message = SqliteEventBus._insert_message
+
+    def crash_on_the_dead_letter(conn: object, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        if topic == "dl":
+            raise OSError("crash between settling the delivery and forwarding it")
+        return insert_message(conn, topic, data, attributes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqliteEventBus, "_insert_message", staticmethod(crash_on_the_dead_letter))
+    for _ in range(BUS_SETTINGS.max_attempts - 1):
+        _wait_for(bus.deliver_one, timeout=5)
+    with pytest.raises(OSError):
+        _wait_for(bus.deliver_one, timeout=5)
+    assert bus.messages("dl") == [] and bus.pending_count() == 1, "a failed forward must leave the delivery pending"
+
+    monkeypatch.setattr(SqliteEventBus, "_insert_message", staticmethod(insert_message))
+    _wait_for(bus.deliver_one, timeout=5)  # the lease ran out: claimed again, dead-lettered for real
+    assert [data for data, _ in bus.messages("dl")] == [b"x"] and bus.pending_count() == 0
+    assert bus.stats.dead_lettered == 1
+    bus.close()

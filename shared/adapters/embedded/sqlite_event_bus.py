@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,29 +155,42 @@ class SqliteEventBus(EventBus):
 
     # --- publishing -----------------------------------------------------------------------
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        with backend_errors(), self._transaction() as conn:
+            message_id = self._insert_message(conn, topic, data, attributes or {})
+        self._published()
+        return message_id
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _insert_message(conn: sqlite3.Connection, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        """Store one message and a PENDING delivery per subscription of `topic` (inside the caller's transaction)."""
         message_id = uuid.uuid4().hex
         now = time.time()
-        with backend_errors():
-            conn = self._db.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT INTO messages (message_id, topic, data, attributes, published_at) VALUES (?, ?, ?, ?, ?)",
-                    (message_id, topic, data, json.dumps(attributes or {}), now),
-                )
-                conn.execute(
-                    "INSERT INTO deliveries (message_id, subscription, status, available_at, updated_at) "
-                    "SELECT ?, name, ?, ?, ? FROM subscriptions WHERE topic = ?",
-                    (message_id, PENDING, now, now, topic),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        conn.execute(
+            "INSERT INTO messages (message_id, topic, data, attributes, published_at) VALUES (?, ?, ?, ?, ?)",
+            (message_id, topic, data, json.dumps(attributes), now),
+        )
+        conn.execute(
+            "INSERT INTO deliveries (message_id, subscription, status, available_at, updated_at) "
+            "SELECT ?, name, ?, ?, ? FROM subscriptions WHERE topic = ?",
+            (message_id, PENDING, now, now, topic),
+        )
+        return message_id
+
+    def _published(self) -> None:
         self.stats.add(published=1)
         with self._wakeup:
             self._wakeup.notify_all()
-        return message_id
 
     # --- delivery -------------------------------------------------------------------------
     def start(self) -> None:
@@ -298,7 +313,7 @@ class SqliteEventBus(EventBus):
             if faults.fail_after:
                 self.stats.add(injected_failures=1)
                 self._nack(message, InjectedFault("injected loss of the ack after the handler ran"))
-            elif self._finish(message, ACKED, None):
+            elif self._settle(message, "status=?", (ACKED,)):
                 self.stats.add(acked=1)
         finally:
             if twin is not None:
@@ -327,8 +342,7 @@ class SqliteEventBus(EventBus):
         if ready is None:
             return None
         order = "RANDOM()" if self._faults is not None and self._faults.reorder() else "d.available_at"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             row = conn.execute(
                 "SELECT d.message_id, d.subscription, d.attempts, m.topic, m.data, m.attributes, m.published_at "
                 "FROM deliveries d JOIN messages m USING (message_id) "
@@ -337,17 +351,12 @@ class SqliteEventBus(EventBus):
                 (PENDING, now, *names),
             ).fetchone()
             if row is None:
-                conn.execute("COMMIT")
                 return None
             attempts = int(row["attempts"]) + 1
             conn.execute(
                 "UPDATE deliveries SET attempts=?, available_at=?, updated_at=? WHERE message_id=? AND subscription=?",
                 (attempts, now + self._settings.ack_deadline_seconds, now, row["message_id"], row["subscription"]),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         message = ReceivedMessage(
             message_id=row["message_id"],
             topic=row["topic"],
@@ -377,32 +386,39 @@ class SqliteEventBus(EventBus):
         )
 
     def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
-        if not self._finish(message, DEAD, reason):
-            return
+        """Mark the delivery DEAD and publish it to the dead-letter topic in one transaction.
+
+        Committed together, no crash can lose the dead letter, and `wait_idle` never sees a
+        moment where the delivery is settled but its dead letter not yet pending.
+        """
+        with self._transaction() as conn:
+            if not self._settle(message, "status=?, last_error=?", (DEAD, reason), conn):
+                return
+            row = conn.execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,)).fetchone()
+            forwarded = row is not None and bool(row["dead_letter_topic"])
+            if forwarded:
+                attributes = dict(message.attributes)
+                attributes.update(
+                    {
+                        "CloudPubSubDeadLetterSourceSubscription": message.subscription,
+                        "CloudPubSubDeadLetterSourceDeliveryCount": str(message.delivery_attempt),
+                        "dead_letter_reason": reason,
+                    }
+                )
+                self._insert_message(conn, row["dead_letter_topic"], message.data, attributes)
         self.stats.add(dead_lettered=1)
-        row = self._db.connection().execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,)).fetchone()
         logger.error(
             "delivery dead-lettered",
             extra={"subscription": message.subscription, "attempt": message.delivery_attempt, "reason": reason},
         )
-        if row is not None and row["dead_letter_topic"]:
-            attributes = dict(message.attributes)
-            attributes.update(
-                {
-                    "CloudPubSubDeadLetterSourceSubscription": message.subscription,
-                    "CloudPubSubDeadLetterSourceDeliveryCount": str(message.delivery_attempt),
-                    "dead_letter_reason": reason,
-                }
-            )
-            self.publish(row["dead_letter_topic"], message.data, attributes)
+        if forwarded:
+            self._published()
 
-    def _finish(self, message: ReceivedMessage, status: str, reason: str | None) -> bool:
-        """Settle the delivery for good (ACKED or DEAD); False for a stale outcome."""
-        return self._settle(message, "status=?, last_error=COALESCE(?, last_error)", (status, reason))
-
-    def _settle(self, message: ReceivedMessage, assignments: str, values: tuple[object, ...]) -> bool:
+    def _settle(
+        self, message: ReceivedMessage, assignments: str, values: tuple[object, ...], conn: sqlite3.Connection | None = None
+    ) -> bool:
         """Apply `assignments` if this attempt still holds its lease; False (and counted) for a stale outcome."""
-        cursor = self._db.connection().execute(
+        cursor = (conn or self._db.connection()).execute(
             f"UPDATE deliveries SET {assignments}, updated_at=? WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
             (*values, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
         )

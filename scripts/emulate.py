@@ -33,7 +33,7 @@ from werkzeug.wrappers import Request, Response
 
 from functions.api import ROUTES
 from functions.topology import EVENT_TRIGGERS
-from scripts.emulators import ROOT, Emulators, Service, free_port
+from scripts.emulators import ROOT, Emulators, Service, free_port, free_ports
 from shared.config import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 
@@ -104,7 +104,8 @@ class Topology:
         self.log_dir = log_dir
         self.front_port = front_port or free_port()
         self.url = f"http://127.0.0.1:{self.front_port}"
-        self.env = {**emulator_env, "ONBOARDING_BACKEND": "gcp", "ONBOARDING_ENV": "development", "PYTHONDONTWRITEBYTECODE": "1"}
+        self.env = {**emulator_env, "ONBOARDING_BACKEND": "gcp", "ONBOARDING_ENV": "development"}
+        self.env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # function logs reach their files as written
         self.settings = load_settings({**os.environ, **self.env})
         self.project = self.settings.gcp.project
         self.functions: list[FunctionProcess] = []
@@ -116,7 +117,8 @@ class Topology:
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         event_functions = {t.function for t in EVENT_TRIGGERS} | {t.dead_letter_function for t in EVENT_TRIGGERS if t.dead_letter_function}
-        ports = {name: free_port() for name in [*HTTP_FUNCTIONS, *sorted(event_functions)]}
+        names = [*HTTP_FUNCTIONS, *sorted(event_functions)]
+        ports = dict(zip(names, [port for port in free_ports(len(names) + 1) if port != self.front_port], strict=False))
         self.functions = [FunctionProcess(name, port, self.env) for name, port in ports.items()]
         try:
             for function in self.functions:

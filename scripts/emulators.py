@@ -61,11 +61,21 @@ def missing_prerequisites() -> list[str]:
     return problems
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports nobody listens on right now.
+
+    Every probe stays bound until all are chosen, so no two of them can be the same port.
+    """
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def bq_home() -> Path:
@@ -178,7 +188,7 @@ class Emulators:
             raise RuntimeError("; ".join(problems))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         bqemulator = ensure_bq_venv(self.log_dir / "bq-install.log")
-        firestore, pubsub, bigquery, kms = (free_port() for _ in range(4))
+        firestore, pubsub, bigquery, kms = free_ports(4)
         kms_command = [sys.executable, "-m", "tests.fakes.kms_server", "--port", str(kms)]
         for key in self.kms_keys:
             kms_command += ["--key", key]

@@ -109,4 +109,4 @@ def test_a_handler_slower_than_the_ack_deadline_gets_the_message_again(tmp_path:
         time.sleep(0.01)
     release.set()
     bus.close()
-    assert deliveries[:2] == [1, 2]
+    assert {1, 2} <= set(deliveries), deliveries  # workers race to start, so the order of the two may vary

@@ -70,6 +70,7 @@ class Operator:
             self.accepted.append(tenant_id)
 
 
+@pytest.mark.timeout(900)  # up to 11 restarts of `make run` on a loaded machine
 def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()

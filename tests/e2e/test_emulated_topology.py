@@ -41,20 +41,20 @@ def _function_logs(topology: Topology) -> str:
 
 
 def test_seed_session_on_the_emulated_topology(topology: Topology) -> None:
-    health = requests.get(f"{topology.url}/healthz", timeout=10)
+    health = requests.get(f"{topology.url}/healthz", timeout=60)
     assert health.status_code == 200 and health.json()["backend"] == "gcp"
 
     dry = requests.post(
         f"{topology.url}/api/v1/tenants/dryrun",
         json={"tenant_id": "probe_tenant", "company_name": "P", "admin_email": "p@example.com", "subscription_plan": "STARTER"},
-        timeout=30,
+        timeout=60,
     ).json()
     checks = {check["name"]: check for check in dry["checks"]}
     assert checks["gcp_credentials"]["passed"] and "emulator mode" in checks["gcp_credentials"]["detail"]
     assert checks["bigquery_connectivity"]["passed"] and "gcp backend" in checks["bigquery_connectivity"]["detail"]
     assert checks["central_tables"]["passed"], checks["central_tables"]
 
-    api_key = run_seed_session(topology.url)
+    api_key = run_seed_session(topology.url, request_timeout=60)
     logs = _function_logs(topology)
     assert api_key not in logs
     # Each step ran in its own function process, reached by a Pub/Sub push.
@@ -63,7 +63,7 @@ def test_seed_session_on_the_emulated_topology(topology: Topology) -> None:
 
 
 def test_unknown_route_on_the_front_is_a_json_404(topology: Topology) -> None:
-    response = requests.get(f"{topology.url}/api/v1/nothing/here", timeout=10)
+    response = requests.get(f"{topology.url}/api/v1/nothing/here", timeout=60)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "ROUTE_NOT_FOUND"
 
@@ -91,7 +91,7 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
     for name, value in topology.env.items():
         monkeypatch.setenv(name, value)
     body = {"tenant_id": "doomed_tenant", "company_name": "D", "admin_email": "d@example.com", "subscription_plan": "STARTER"}
-    assert requests.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=30).json()["ready_for_onboarding"]
+    assert requests.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=60).json()["ready_for_onboarding"]
     services = build_gcp_services(load_settings())
     try:
         onboard(OnboardRequest.model_validate(body), None, dataclasses.replace(services, bus=Withheld()))
@@ -101,7 +101,7 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
         deadline = time.monotonic() + 90
         status: dict[str, object] = {}
         while time.monotonic() < deadline:
-            status = requests.get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=10).json()
+            status = requests.get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=60).json()
             if status["status"] == "FAILED":
                 break
             time.sleep(0.5)

@@ -13,24 +13,28 @@ from tests.e2e.server import RunningServer
 pytestmark = pytest.mark.e2e
 
 
-def run_seed_session(url: str) -> str:
-    """The README's session against `url`: dry run, onboard, status, overview, duplicate; returns the API key."""
+def run_seed_session(url: str, request_timeout: float = 10) -> str:
+    """The README's session against `url`: dry run, onboard, status, overview, duplicate; returns the API key.
+
+    `request_timeout` bounds each call but the onboarding (which waits up to 30 s by itself);
+    cold function processes of the emulated topology need more than a warm `make run`.
+    """
     api = f"{url}/api/v1/tenants"
-    dry = requests.post(f"{api}/dryrun", json=SEED_REQUEST, timeout=10)
+    dry = requests.post(f"{api}/dryrun", json=SEED_REQUEST, timeout=request_timeout)
     assert dry.status_code == 200 and dry.json()["status"] == "SUCCESS", dry.text
 
-    onboard = requests.post(f"{api}/onboard?wait=30", json=SEED_REQUEST, timeout=40)
+    onboard = requests.post(f"{api}/onboard?wait=30", json=SEED_REQUEST, timeout=30 + request_timeout)
     assert onboard.status_code == 201, onboard.text
     created = onboard.json()
     assert created["status"] == "ACTIVE" and created["message"] == "Tenant onboarded successfully"
 
-    status = requests.get(f"{api}/customer_123", timeout=10).json()
+    status = requests.get(f"{api}/customer_123", timeout=request_timeout).json()
     assert status["status"] == "ACTIVE"
 
-    overview = requests.get(f"{api}/customer_123/overview", headers={"X-API-Key": created["api_key"]}, timeout=10).json()
+    overview = requests.get(f"{api}/customer_123/overview", headers={"X-API-Key": created["api_key"]}, timeout=request_timeout).json()
     assert {key: overview[key] for key in overview if key != "schema_version"} == SEED_OVERVIEW
 
-    assert requests.post(f"{api}/onboard", json=SEED_REQUEST, timeout=10).status_code == 409
+    assert requests.post(f"{api}/onboard", json=SEED_REQUEST, timeout=request_timeout).status_code == 409
     api_key: str = created["api_key"]
     return api_key
 

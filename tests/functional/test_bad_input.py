@@ -123,6 +123,7 @@ def test_onboard_with_a_different_email_than_the_dry_run_is_412(client: FlaskCli
 def test_onboard_twice_is_409(client: FlaskClient, platform: Any) -> None:
     client.post(DRYRUN, json=SEED_REQUEST)
     assert client.post(ONBOARD, json=SEED_REQUEST).status_code == 202
+    assert platform.bus.wait_idle(30), "the first onboarding's steps must finish before counting rows"
     before = _created_rows(platform)
     second = client.post(ONBOARD, json=SEED_REQUEST)
     assert second.status_code == 409 and second.get_json()["error"]["code"] == "TENANT_EXISTS"

@@ -24,6 +24,16 @@ def _settle(platform: Any) -> None:
     assert platform.bus.wait_idle(30), "the bus did not drain"
 
 
+def _onboard(client: FlaskClient, platform: Any) -> dict[str, Any]:
+    """Onboard the seed tenant and let the view step publish tenant.activated before billing starts.
+
+    `?wait` answers once the state document says ACTIVE; the activation event follows it.
+    """
+    created = onboard_seed(client)
+    _settle(platform)
+    return created
+
+
 def _status(client: FlaskClient, tenant_id: str = TENANT) -> dict[str, Any]:
     body: dict[str, Any] = client.get(f"/api/v1/tenants/{tenant_id}").get_json()
     return body
@@ -34,7 +44,7 @@ def _overview(client: FlaskClient, api_key: str, tenant_id: str = TENANT) -> Any
 
 
 def test_onboarding_announces_tenant_activated_once(client: FlaskClient, platform: Any) -> None:
-    onboard_seed(client)
+    _onboard(client, platform)
     _settle(platform)
     events = lifecycle_events(platform, TENANT)
     assert [event["type"] for event in events] == ["tenant.activated"]
@@ -43,7 +53,7 @@ def test_onboarding_announces_tenant_activated_once(client: FlaskClient, platfor
 
 
 def test_upgrade_changes_subscription_quota_state_and_view(client: FlaskClient, platform: Any) -> None:
-    created = onboard_seed(client)
+    created = _onboard(client, platform)
     accepted = post_billing(client, billing_message("evt-up-1", TENANT, "plan_changed", 1, new_plan="SCALE"))
     assert accepted == {
         "schema_version": "1",
@@ -81,7 +91,7 @@ def test_upgrade_changes_subscription_quota_state_and_view(client: FlaskClient, 
 
 
 def test_downgrade_below_current_usage_is_applied_and_shows_exceeded(client: FlaskClient, platform: Any) -> None:
-    created = onboard_seed(client)
+    created = _onboard(client, platform)
     services: Services = platform.services
     for index in range(7):  # eight runs today with the onboarding validation run; STARTER allows six
         services.warehouse.execute(
@@ -100,7 +110,7 @@ def test_downgrade_below_current_usage_is_applied_and_shows_exceeded(client: Fla
 
 
 def test_payment_failed_suspends_and_recovery_resumes_with_the_same_key(client: FlaskClient, platform: Any) -> None:
-    created = onboard_seed(client)
+    created = _onboard(client, platform)
     services: Services = platform.services
     post_billing(client, billing_message("evt-fail-1", TENANT, "payment_failed", 1))
     _settle(platform)
@@ -126,7 +136,7 @@ def test_payment_failed_suspends_and_recovery_resumes_with_the_same_key(client: 
 
 
 def test_a_late_payment_failed_after_recovery_is_recorded_and_ignored(client: FlaskClient, platform: Any) -> None:
-    created = onboard_seed(client)
+    created = _onboard(client, platform)
     post_billing(client, billing_message("evt-fail-1", TENANT, "payment_failed", 10))
     _settle(platform)
     post_billing(client, billing_message("evt-recover-1", TENANT, "payment_recovered", 30))
@@ -145,7 +155,7 @@ def test_a_late_payment_failed_after_recovery_is_recorded_and_ignored(client: Fl
 
 
 def test_a_plan_change_is_not_shadowed_by_a_newer_payment_event(client: FlaskClient, platform: Any) -> None:
-    onboard_seed(client)
+    _onboard(client, platform)
     post_billing(client, billing_message("evt-fail-9", TENANT, "payment_failed", 9))
     _settle(platform)
     post_billing(client, billing_message("evt-plan-5", TENANT, "plan_changed", 5, new_plan="SCALE"))
@@ -155,7 +165,7 @@ def test_a_plan_change_is_not_shadowed_by_a_newer_payment_event(client: FlaskCli
 
 
 def test_duplicates_are_applied_once(client: FlaskClient, platform: Any) -> None:
-    onboard_seed(client)
+    _onboard(client, platform)
     message = billing_message("evt-dup-1", TENANT, "payment_failed", 1)
     for _ in range(3):
         post_billing(client, message)
@@ -178,6 +188,7 @@ def test_cancellation_offboards_revokes_the_key_and_keeps_data_until_purged(clie
     first = client.post("/api/v1/tenants/onboard?wait=20", json=SEED_REQUEST, headers={"Idempotency-Key": "first-onboarding"})
     created = first.get_json()
     assert first.status_code == 201 and len(services.documents.find("idempotency_keys", "tenant_id", TENANT)) == 1
+    _settle(platform)
     post_billing(client, billing_message("evt-cancel-1", TENANT, "subscription_cancelled", 1))
     _settle(platform)
 
@@ -213,13 +224,13 @@ def test_cancellation_offboards_revokes_the_key_and_keeps_data_until_purged(clie
     assert [record["type"] for record in trail(client, TENANT)] == ["subscription_cancelled", "tenant_purged"]
 
     assert services.documents.find("idempotency_keys", "tenant_id", TENANT) == [], "a replay must not hand out the revoked key"
-    again = onboard_seed(client)
+    again = _onboard(client, platform)
     assert again["status"] == "ACTIVE" and again["api_key"] != created["api_key"]
     assert _overview(client, again["api_key"]).get_json()["pipelines_run_today"] == 1
 
 
 def test_refused_transitions_are_recorded_once_and_not_retried(client: FlaskClient, platform: Any) -> None:
-    onboard_seed(client)
+    _onboard(client, platform)
     post_billing(client, billing_message("evt-plan-gold", TENANT, "plan_changed", 1, new_plan="GOLD"))
     post_billing(client, billing_message("evt-cancel", TENANT, "subscription_cancelled", 2))
     _settle(platform)
@@ -302,7 +313,7 @@ def test_a_failure_after_the_decision_is_finished_by_the_redelivery(client: Flas
     from shared.handlers import billing as billing_handler
     from shared.ports import BackendUnavailable
 
-    onboard_seed(client)
+    _onboard(client, platform)
     real_write_rows = billing_handler._write_rows
     failures: list[str] = []
 

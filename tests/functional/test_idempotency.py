@@ -94,6 +94,7 @@ def test_logs_of_a_full_onboarding_are_json_with_context_and_never_show_the_key(
         client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
         created = client.post("/api/v1/tenants/onboard?wait=20", json=SEED_REQUEST).get_json()
         client.get("/api/v1/tenants/customer_123/overview", headers={"X-API-Key": created["api_key"]})
+        assert platform.bus.wait_idle(30), "the view step logs after the ACTIVE commit that ends ?wait"
     finally:
         import logging
 

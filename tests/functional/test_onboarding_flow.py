@@ -80,8 +80,12 @@ def test_onboard_without_wait_answers_202_then_the_tenant_becomes_active(client:
 def test_api_key_is_stored_hashed_and_encrypted_never_in_clear(client: FlaskClient, platform: Any) -> None:
     created = onboard_seed(client)
     key = created["api_key"]
-    raw = (platform.services.settings.data_dir / "documents.db").read_bytes()
-    assert key.encode() not in raw
+    assert platform.bus.wait_idle(30)
+    stored = [path for path in platform.services.settings.data_dir.rglob("*") if path.is_file()]
+    assert {path.name for path in stored} >= {"documents.db", "events.db", "warehouse.duckdb"}, stored
+    for path in stored:  # the databases and their write-ahead logs, where the latest writes sit
+        raw = path.read_bytes()
+        assert key.encode() not in raw and key.split("_api_")[1].encode() not in raw, f"the API key is readable in {path.name}"
     hashed = platform.services.documents.find("api_keys", "tenant_id", "customer_123")
     assert len(hashed) == 1 and hashed[0]["ciphertext"]
 

@@ -24,6 +24,19 @@ def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) ->
     return None
 
 
+def folded_tenant_id(tenant_id: str) -> str:
+    """The id with case folded: two tenants whose ids differ only by case would be one tenant to a human,
+    and one dataset to a case-insensitive warehouse, so only one of them may exist."""
+    return tenant_id.lower()
+
+
+def case_twin_problem(tenant_id: str, claimed_by: str) -> str | None:
+    """Why `tenant_id` is taken by `claimed_by` (the tenant holding its folded id), or None if it is the same id."""
+    if claimed_by == tenant_id:
+        return None
+    return f"tenant id '{tenant_id}' differs only by case from the existing tenant '{claimed_by}'"
+
+
 def dataset_identifier(name: str) -> str:
     """`name` if it is safe to splice into SQL as a dataset name; raises ValueError otherwise."""
     if not TENANT_ID_PATTERN.fullmatch(name) and not re.fullmatch(r"^[A-Za-z][A-Za-z0-9_]{0,1023}$", name):

@@ -8,10 +8,10 @@ from email_validator import EmailNotValidError, validate_email
 
 from schemas.http import CheckResult, TenantRequest
 from shared.domain.dryrun_config import CHECK_NAMES, load_dryrun_config
-from shared.domain.identifiers import tenant_id_problem
+from shared.domain.identifiers import case_twin_problem, folded_tenant_id, tenant_id_problem
 from shared.handlers.warehouse_setup import expected_central_columns
 from shared.ports import BackendError
-from shared.services import TENANTS, Services
+from shared.services import TENANT_IDS, TENANTS, Services
 
 Outcome = tuple[bool, str]
 Check = Callable[[TenantRequest, Services], Outcome]
@@ -72,6 +72,10 @@ def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
             f"tenant '{request.tenant_id}' already exists (status {state.get('status')}); "
             "force_recreate_dataset and force_recreate_tables never touch an existing tenant's dataset"
         )
+    claim = services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
+    problem = case_twin_problem(request.tenant_id, claim["tenant_id"]) if claim is not None else None
+    if problem is not None:
+        return False, problem
     if services.warehouse.dataset_exists(request.tenant_id):
         return True, (
             f"no tenant '{request.tenant_id}', but an orphan dataset of that name exists: onboarding reuses it, "

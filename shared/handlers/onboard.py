@@ -14,12 +14,13 @@ from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
+from shared.domain.identifiers import case_twin_problem, folded_tenant_id
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.publishing import publish_event
 from shared.ports import BackendError, Transaction
-from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANTS, VALIDATIONS, Services
+from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, VALIDATIONS, Services
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         if replayed is not None:
             return replayed
         raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
+    _refuse_case_twin(request.tenant_id, services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id)))
 
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
     dataset_action = dataset_action_for(
@@ -155,6 +157,10 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
             return existing_record
         if existing_tenant is not None:
             raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
+        claim = txn.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
+        _refuse_case_twin(request.tenant_id, claim)
+        if claim is None:
+            txn.create(TENANT_IDS, folded_tenant_id(request.tenant_id), {"tenant_id": request.tenant_id, "created_at": now})
         txn.create(TENANTS, request.tenant_id, state.model_dump())
         txn.create(API_KEYS, key_hash, key_doc)
         if idempotency_id:
@@ -186,6 +192,13 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
             # The tenant exists now; the reconciler republishes pending steps.
             logger.exception("step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step})
     return OnboardResult(accepted=accepted, replayed=False)
+
+
+def _refuse_case_twin(tenant_id: str, claim: dict[str, Any] | None) -> None:
+    """Raise TenantExists when the folded id is held by a tenant whose id differs only by case."""
+    problem = case_twin_problem(tenant_id, claim["tenant_id"]) if claim is not None else None
+    if problem is not None:
+        raise TenantExists(problem, field="tenant_id")
 
 
 def wait_for_outcome(tenant_id: str, seconds: float, services: Services) -> TenantState | None:

@@ -7,11 +7,12 @@ import logging
 from schemas.http import PurgeResponse, TenantEventRecord
 from shared import sql
 from shared.domain import tenant as transitions
+from shared.domain.identifiers import folded_tenant_id
 from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
 from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import IDEMPOTENCY_KEYS, TENANTS, Services
+from shared.services import IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, Services
 
 logger = logging.getLogger(__name__)
 PURGE_SOURCE = "retention-policy"
@@ -69,6 +70,7 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
         if current.created_at != state.created_at or not transitions.purge_due(current, now):
             return False
         txn.delete(TENANTS, tenant_id)
+        txn.delete(TENANT_IDS, folded_tenant_id(tenant_id))
         for doc_id in idempotency_records:
             txn.delete(IDEMPOTENCY_KEYS, doc_id)
         txn.set(TENANT_EVENTS, record.event_id, record.model_dump())

@@ -224,6 +224,7 @@ def test_cancellation_offboards_revokes_the_key_and_keeps_data_until_purged(clie
     assert [record["type"] for record in trail(client, TENANT)] == ["subscription_cancelled", "tenant_purged"]
 
     assert services.documents.find("idempotency_keys", "tenant_id", TENANT) == [], "a replay must not hand out the revoked key"
+    assert services.documents.get("tenant_ids", TENANT.lower()) is None, "the purge frees the id in every spelling"
     again = _onboard(client, platform)
     assert again["status"] == "ACTIVE" and again["api_key"] != created["api_key"]
     assert _overview(client, again["api_key"]).get_json()["pipelines_run_today"] == 1

@@ -44,6 +44,22 @@ def test_twenty_concurrent_onboards_of_one_tenant_accept_exactly_one(client: Fla
     assert len(platform.services.documents.find("api_keys", "tenant_id", "customer_123")) == 1
 
 
+def test_concurrent_onboards_of_ids_differing_only_by_case_accept_exactly_one(client: FlaskClient, platform: Any) -> None:
+    spellings = ["acme_corp", "ACME_CORP", "Acme_Corp", "acme_CORP"]
+    requests = [{**SEED_REQUEST, "tenant_id": tenant_id} for tenant_id in spellings]
+    for request in requests:
+        assert client.post("/api/v1/tenants/dryrun", json=request).get_json()["ready_for_onboarding"]
+    app = platform.app
+    responses = _concurrently(12, lambda index: app.test_client().post("/api/v1/tenants/onboard", json=requests[index % 4]))
+    assert Counter(response.status_code for response in responses) == {202: 1, 409: 11}
+    [winner] = [response.get_json()["tenant_id"] for response in responses if response.status_code == 202]
+    refusals = {response.get_json()["error"]["message"] for response in responses if response.status_code == 409}
+    assert all(winner in message for message in refusals), refusals
+    assert len(platform.services.documents.find("api_keys", "tenant_id", winner)) == 1
+    assert [tenant_id for tenant_id in spellings if platform.services.documents.get("tenants", tenant_id)] == [winner]
+    assert platform.bus.wait_idle(30)
+
+
 def test_twenty_concurrent_onboards_with_one_idempotency_key_all_get_the_first_response(client: FlaskClient, platform: Any) -> None:
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     app = platform.app

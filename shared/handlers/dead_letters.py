@@ -12,7 +12,7 @@ from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
 from shared.domain.errors import InvalidRequest, PermanentEventError
 from shared.domain.tenant import TenantState
-from shared.handlers.tenant_store import update_tenant
+from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.logging_setup import redact
 from shared.services import DEAD_LETTERS, Services
 
@@ -66,6 +66,7 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
         )
         logger.error("dead letter with an unreadable payload", extra={"reason": reason})
         return "unreadable"
+    reason = _with_last_error(reason, services, command)
     record_dead_letter(
         services,
         letter_id=command.event_id,
@@ -94,6 +95,18 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
         extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id, "reason": reason},
     )
     return "failed"
+
+
+def _with_last_error(reason: str, services: Services, command: StepRequested) -> str:
+    """`reason`, plus the step's last recorded error when the reason lacks it.
+
+    Pub/Sub's own dead-lettering says nothing of why; the failed attempts wrote it on the step.
+    """
+    state = load_tenant(services, command.tenant_id)
+    step = state.step(command.step) if state is not None else None
+    if step is None or step.generation != command.generation or not step.error or step.error in reason:
+        return reason
+    return f"{reason}; last error: {step.error}"
 
 
 def record_dead_letter(

@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from functions.local import LocalPlatform
+from functions.local import LocalPlatform, as_cloud_event
+from functions.topology import entry_point
+from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEventBus
+from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
+from shared.handlers.dead_letters import handle_step_dead_letter
+from shared.ports import BackendUnavailable
 from tests.conftest import SEED_REQUEST, fast_settings
 
 API = "/api/v1/tenants"
@@ -121,3 +126,27 @@ def test_a_message_that_can_never_be_valid_is_dead_lettered_at_once_and_recorded
 def test_dead_letters_reject_an_unknown_status_filter(faulty_platform: LocalPlatform) -> None:
     response = faulty_platform.app.test_client().get("/api/v1/dead-letters?status=LOST")
     assert response.status_code == 422 and response.get_json()["error"]["field"] == "status"
+
+
+def test_a_pubsub_dead_letter_without_a_reason_is_recorded_with_the_steps_last_error(faulty_platform: LocalPlatform) -> None:
+    """Pub/Sub forwards a dead letter with no reason; the failed attempts wrote one on the step."""
+    client = faulty_platform.app.test_client()
+    assert client.post(f"{API}/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
+    faulty_platform.bus.stop()  # the test delivers by hand, as Pub/Sub pushes would
+    assert client.post(f"{API}/onboard", json=SEED_REQUEST).status_code == 202
+    services = faulty_platform.services
+    bus = unwrap(services.bus)
+    assert isinstance(bus, SqliteEventBus) and services.faults is not None
+    [(data, attributes)] = bus.messages(services.settings.topics.quota)
+    services.faults.start_outage("warehouse")
+    with pytest.raises(BackendUnavailable):
+        entry_point("step_quota")(as_cloud_event(ReceivedMessage("m-1", services.settings.topics.quota, "push", data, attributes, 0.0, 5)))
+
+    forwarded = {**attributes, "CloudPubSubDeadLetterSourceDeliveryCount": "5"}  # no dead_letter_reason, as from Pub/Sub
+    assert handle_step_dead_letter(data, "delivery attempts exhausted", services, forwarded) == "failed"
+
+    [letter] = client.get("/api/v1/dead-letters").get_json()["dead_letters"]
+    assert letter["reason"].startswith("delivery attempts exhausted; last error: BackendUnavailable") and "outage" in letter["reason"]
+    assert (letter["step"], letter["attempts"]) == ("quota", 5)
+    status = client.get(f"{API}/customer_123").get_json()
+    assert status["status"] == "FAILED" and "outage" in status["error"]

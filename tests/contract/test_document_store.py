@@ -132,6 +132,45 @@ def test_a_write_between_read_and_commit_is_never_lost(document_store: DocumentS
         assert document_store.get("counters", unique) == {"n": 101}
 
 
+def test_a_transaction_never_acts_on_a_torn_read(document_store: DocumentStore, unique: str) -> None:
+    """Two documents always written together: a transaction reading one, then the other, sees them agree.
+
+    Another writer updates both between our two reads. Firestore locks what we read, so that
+    writer is refused; SQLite lets it land and must re-run us, so the error we raise on a
+    torn pair never escapes. This is what keeps onboarding from answering 409 on a torn
+    read of the idempotency record and the tenant.
+    """
+    first, second = f"{unique}-a", f"{unique}-b"
+    document_store.set("pairs", first, {"v": 0})
+    document_store.set("pairs", second, {"v": 0})
+    seen: list[tuple[int, int]] = []
+    refused: list[BackendError] = []
+
+    def write_pair(other: Transaction) -> None:
+        other.set("pairs", first, {"v": 1})
+        other.set("pairs", second, {"v": 1})
+
+    def read_pair(txn: Transaction) -> int:
+        a = txn.get("pairs", first)
+        if not seen:
+            try:
+                document_store.run_transaction(write_pair, max_attempts=1)
+            except BackendError as error:
+                refused.append(error)
+        b = txn.get("pairs", second)
+        assert a is not None and b is not None
+        seen.append((a["v"], b["v"]))
+        if a["v"] != b["v"]:
+            raise ValueError(f"torn read: {a} and {b}")
+        return int(a["v"])
+
+    result = document_store.run_transaction(read_pair)
+    if refused:
+        assert (seen, result) == ([(0, 0)], 0)
+    else:
+        assert seen[-1] == (1, 1) and result == 1, seen
+
+
 def test_concurrent_creates_have_exactly_one_winner(document_store: DocumentStore, unique: str) -> None:
     """Create-if-absent under a race (a redelivered event processed twice at once)."""
     results: list[bool] = []

@@ -109,18 +109,39 @@ class SqliteDocumentStore(DocumentStore):
         return [json.loads(row["data"]) for row in rows]
 
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
+        """Firestore's promise: `fn` sees one consistent state, or its outcome is discarded and it runs again.
+
+        Reads here happen one at a time, so `fn` can see a mix of states. Whatever it made of
+        them (its writes, its result, or an exception it raised) stands only if every document
+        it read is still at the revision it saw; otherwise `fn` runs again.
+        """
         for attempt in range(max_attempts):
             txn = _SqliteTransaction(self)
-            result = fn(txn)
-            if self._commit(txn):
-                return result
+            try:
+                result = fn(txn)
+            except Exception:
+                if self._reads_current(txn):
+                    raise
+            else:
+                if self._commit(txn):
+                    return result
             time.sleep(min(0.2, 0.002 * (2**attempt)) * random.random())
         raise TransactionConflict(f"transaction still conflicting after {max_attempts} attempts")
 
     @translated
+    def _reads_current(self, txn: _SqliteTransaction) -> bool:
+        """Every document `txn` read is still at the revision it saw (checked in one read transaction)."""
+        conn = self._db.connection()
+        conn.execute("BEGIN")
+        try:
+            return all(self._read(collection, doc_id)[1] == revision for (collection, doc_id), revision in txn.read_set.items())
+        finally:
+            conn.execute("COMMIT")
+
+    @translated
     def _commit(self, txn: _SqliteTransaction) -> bool:
         if not txn.writes:
-            return True
+            return self._reads_current(txn)
         conn = self._db.connection()
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -30,9 +30,9 @@ def folded_tenant_id(tenant_id: str) -> str:
     return tenant_id.lower()
 
 
-def case_twin_problem(tenant_id: str, claimed_by: str) -> str | None:
-    """Why `tenant_id` is taken by `claimed_by` (the tenant holding its folded id), or None if it is the same id."""
-    if claimed_by == tenant_id:
+def case_twin_problem(tenant_id: str, claimed_by: str | None) -> str | None:
+    """Why `tenant_id` is taken by `claimed_by` (the tenant holding its folded id), or None if it is free or the same id."""
+    if claimed_by is None or claimed_by == tenant_id:
         return None
     return f"tenant id '{tenant_id}' differs only by case from the existing tenant '{claimed_by}'"
 

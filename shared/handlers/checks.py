@@ -73,7 +73,7 @@ def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
             "force_recreate_dataset and force_recreate_tables never touch an existing tenant's dataset"
         )
     claim = services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
-    problem = case_twin_problem(request.tenant_id, claim["tenant_id"]) if claim is not None else None
+    problem = case_twin_problem(request.tenant_id, (claim or {}).get("tenant_id"))
     if problem is not None:
         return False, problem
     if services.warehouse.dataset_exists(request.tenant_id):

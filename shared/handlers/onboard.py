@@ -196,7 +196,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
 
 def _refuse_case_twin(tenant_id: str, claim: dict[str, Any] | None) -> None:
     """Raise TenantExists when the folded id is held by a tenant whose id differs only by case."""
-    problem = case_twin_problem(tenant_id, claim["tenant_id"]) if claim is not None else None
+    problem = case_twin_problem(tenant_id, (claim or {}).get("tenant_id"))
     if problem is not None:
         raise TenantExists(problem, field="tenant_id")
 

@@ -392,7 +392,7 @@ class SqliteEventBus(EventBus):
         moment where the delivery is settled but its dead letter not yet pending.
         """
         with self._transaction() as conn:
-            if not self._settle(message, "status=?, last_error=?", (DEAD, reason), conn):
+            if not self._settle(message, "status=?, last_error=?", (DEAD, reason)):
                 return
             row = conn.execute("SELECT dead_letter_topic FROM subscriptions WHERE name=?", (message.subscription,)).fetchone()
             forwarded = row is not None and bool(row["dead_letter_topic"])
@@ -414,11 +414,9 @@ class SqliteEventBus(EventBus):
         if forwarded:
             self._published()
 
-    def _settle(
-        self, message: ReceivedMessage, assignments: str, values: tuple[object, ...], conn: sqlite3.Connection | None = None
-    ) -> bool:
+    def _settle(self, message: ReceivedMessage, assignments: str, values: tuple[object, ...]) -> bool:
         """Apply `assignments` if this attempt still holds its lease; False (and counted) for a stale outcome."""
-        cursor = (conn or self._db.connection()).execute(
+        cursor = self._db.connection().execute(  # inside a caller's _transaction too: one connection per thread
             f"UPDATE deliveries SET {assignments}, updated_at=? WHERE message_id=? AND subscription=? AND status=? AND attempts=?",
             (*values, time.time(), message.message_id, message.subscription, PENDING, message.delivery_attempt),
         )

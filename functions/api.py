@@ -5,10 +5,9 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from functions.billing import BILLING_ROUTES
 from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
-from shared.entrypoints.http import Router, View, json_response, read_json
+from shared.entrypoints.http import json_response, public_url, read_json
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import list_dead_letters
 from shared.handlers.dryrun import run_dry_run
@@ -45,15 +44,16 @@ def _onboard(request: flask.Request) -> flask.Response:
     body = read_json(request, OnboardRequest, services.settings.http.max_body_bytes)
     with log_context(tenant_id=body.tenant_id):
         result = onboard(body, idempotency_key, services)
-        headers = {"Location": result.accepted.status_url}
+        accepted = result.accepted.model_copy(update={"status_url": public_url(request, result.accepted.status_url)})
+        headers = {"Location": accepted.status_url}
         if wait:
             state = wait_for_outcome(body.tenant_id, wait, services)
             if state is not None and state.status == "ACTIVE":
-                return json_response(completed_body(result.accepted, state), 201, headers)
+                return json_response(completed_body(accepted, state), 201, headers)
             if state is not None and state.status == "FAILED":
-                failed = result.accepted.model_copy(update={"status": "FAILED", "message": state.error or "provisioning failed"})
+                failed = accepted.model_copy(update={"status": "FAILED", "message": state.error or "provisioning failed"})
                 return json_response(failed, 202, headers)
-        return json_response(result.accepted, 202, headers)
+        return json_response(accepted, 202, headers)
 
 
 def _status(request: flask.Request, tenant_id: str) -> flask.Response:
@@ -72,6 +72,7 @@ def _health(request: flask.Request) -> flask.Response:
 def _retry(request: flask.Request, tenant_id: str) -> flask.Response:
     with log_context(tenant_id=tenant_id):
         accepted = retry_tenant(tenant_id, get_services())
+        accepted = accepted.model_copy(update={"status_url": public_url(request, accepted.status_url)})
         return json_response(accepted, 202, {"Location": accepted.status_url})
 
 
@@ -80,59 +81,56 @@ def _dead_letters(request: flask.Request) -> flask.Response:
     return json_response(list_dead_letters(get_services(), status=args.get("status"), tenant_id=args.get("tenant_id")))
 
 
-ROUTES: dict[str, list[tuple[str, str, View]]] = {
-    "dryrun": [("POST", "/api/v1/tenants/dryrun", _dryrun)],
-    "onboard_tenant": [("POST", "/api/v1/tenants/onboard", _onboard)],
-    "tenant_status": [("GET", "/api/v1/tenants/<tenant_id>", _status)],
-    "tenant_overview": [("GET", "/api/v1/tenants/<tenant_id>/overview", _overview)],
-    "healthz": [("GET", "/healthz", _health)],
-    "retry_tenant_steps": [("POST", "/api/v1/tenants/<tenant_id>/retry", _retry)],
-    "dead_letters": [("GET", "/api/v1/dead-letters", _dead_letters)],
-}
-_ROUTERS = {name: Router(routes) for name, routes in ROUTES.items()}
+def serve(function: str, request: flask.Request) -> flask.Response:
+    """Dispatch `request` among the routes the table gives to `function`."""
+    from functions.routes import ROUTERS  # the table imports this module's views
+
+    return ROUTERS[function].dispatch(request)
+
+
+def _openapi(request: flask.Request) -> flask.Response:
+    from functions.routes import openapi_document
+
+    return json_response(openapi_document(public_url(request, "")))
 
 
 @functions_framework.http
 def dryrun(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/dryrun: run the eight checks; creates nothing."""
-    return _ROUTERS["dryrun"].dispatch(request)
+    return serve("dryrun", request)
 
 
 @functions_framework.http
 def onboard_tenant(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/onboard: create the tenant after a passed dry run."""
-    return _ROUTERS["onboard_tenant"].dispatch(request)
+    return serve("onboard_tenant", request)
 
 
 @functions_framework.http
 def tenant_status(request: flask.Request) -> flask.Response:
     """GET /api/v1/tenants/{tenant_id}: status and steps."""
-    return _ROUTERS["tenant_status"].dispatch(request)
+    return serve("tenant_status", request)
 
 
 @functions_framework.http
 def tenant_overview(request: flask.Request) -> flask.Response:
     """GET /api/v1/tenants/{tenant_id}/overview with X-API-Key: the tenant's view row."""
-    return _ROUTERS["tenant_overview"].dispatch(request)
+    return serve("tenant_overview", request)
 
 
 @functions_framework.http
 def healthz(request: flask.Request) -> flask.Response:
-    """GET /healthz: liveness."""
-    return _ROUTERS["healthz"].dispatch(request)
+    """GET /healthz: liveness; GET /openapi.json: the API's OpenAPI 3.1 document."""
+    return serve("healthz", request)
 
 
 @functions_framework.http
 def retry_tenant_steps(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/{tenant_id}/retry: re-drive the failed steps of a FAILED tenant."""
-    return _ROUTERS["retry_tenant_steps"].dispatch(request)
+    return serve("retry_tenant_steps", request)
 
 
 @functions_framework.http
 def dead_letters(request: flask.Request) -> flask.Response:
     """GET /api/v1/dead-letters: messages given up on, with reason and attempts."""
-    return _ROUTERS["dead_letters"].dispatch(request)
-
-
-ROUTES.update(BILLING_ROUTES)
-ALL_ROUTES = Router([route for routes in ROUTES.values() for route in routes])
+    return serve("dead_letters", request)

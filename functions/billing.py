@@ -6,10 +6,11 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from functions.api import serve
 from schemas.events import BillingEvent
 from schemas.http import BillingEventAccepted
 from shared.entrypoints.events import handle_dead_letter, handle_event
-from shared.entrypoints.http import Router, View, json_response, read_json
+from shared.entrypoints.http import json_response, public_url, read_json
 from shared.entrypoints.runtime import get_services
 from shared.handlers.billing import handle_billing_dead_letter, handle_billing_event, tenant_events
 from shared.handlers.dead_letters import dead_letter_topic
@@ -27,7 +28,7 @@ def _publish_billing_event(request: flask.Request) -> flask.Response:
             event_id=event.event_id,
             tenant_id=event.tenant_id,
             status="ACCEPTED",
-            events_url=f"/api/v1/tenants/{event.tenant_id}/events",
+            events_url=public_url(request, f"/api/v1/tenants/{event.tenant_id}/events"),
         )
         return json_response(accepted, 202)
 
@@ -40,30 +41,22 @@ def _purge(request: flask.Request) -> flask.Response:
     return json_response(purge_expired_tenants(get_services()))
 
 
-BILLING_ROUTES: dict[str, list[tuple[str, str, View]]] = {
-    "billing_events_http": [("POST", "/api/v1/billing/events", _publish_billing_event)],
-    "tenant_events_http": [("GET", "/api/v1/tenants/<tenant_id>/events", _tenant_events)],
-    "purge_expired_http": [("POST", "/api/v1/tenants/purge-expired", _purge)],
-}
-_ROUTERS = {name: Router(routes) for name, routes in BILLING_ROUTES.items()}
-
-
 @functions_framework.http
 def billing_events_http(request: flask.Request) -> flask.Response:
     """POST /api/v1/billing/events: publish one billing message on billing-events; 202."""
-    return _ROUTERS["billing_events_http"].dispatch(request)
+    return serve("billing_events_http", request)
 
 
 @functions_framework.http
 def tenant_events_http(request: flask.Request) -> flask.Response:
     """GET /api/v1/tenants/{tenant_id}/events: the tenant's audit trail."""
-    return _ROUTERS["tenant_events_http"].dispatch(request)
+    return serve("tenant_events_http", request)
 
 
 @functions_framework.http
 def purge_expired_http(request: flask.Request) -> flask.Response:
     """POST /api/v1/tenants/purge-expired: purge offboarded tenants past their retention."""
-    return _ROUTERS["purge_expired_http"].dispatch(request)
+    return serve("purge_expired_http", request)
 
 
 @functions_framework.cloud_event

@@ -21,7 +21,7 @@ import flask
 from cloudevents.http import CloudEvent
 from werkzeug.serving import make_server
 
-from functions.api import ALL_ROUTES
+from functions.routes import ALL_ROUTES
 from functions.topology import EVENT_TRIGGERS, entry_point
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap

@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from functions.local import LocalPlatform
 from shared import sql
+from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
 from shared.bootstrap import build_embedded_services
 from shared.config import load_settings
 from shared.domain.api_keys import generate_api_key, hash_api_key
@@ -46,6 +47,13 @@ def request_body(tenant_id: str) -> dict[str, Any]:
     }
 
 
+def operator_session(data_dir: Path) -> requests.Session:
+    """A session that calls as the operator, with the token the platform generated in `data_dir`."""
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + (data_dir / TOKEN_FILE).read_text().strip()
+    return session
+
+
 @contextmanager
 def serving_platform(data_dir: Path) -> Iterator[tuple[LocalPlatform, str]]:
     """The local platform on embedded backends, served over real HTTP on a free port: (platform, API base URL)."""
@@ -62,8 +70,8 @@ def serving_platform(data_dir: Path) -> Iterator[tuple[LocalPlatform, str]]:
 
 def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, list[float]]:
     """Dry-run latencies and accepted-to-ACTIVE times through real HTTP on the local platform."""
-    session = requests.Session()
     with serving_platform(data_dir) as (platform, api):
+        session = operator_session(data_dir)
         url = f"{api}/tenants"
         for _ in range(10):  # warm-up
             session.post(f"{url}/dryrun", json=request_body("warm_up"), timeout=10)

@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from scripts.bench import percentile, request_body, serving_platform
+from scripts.bench import operator_session, percentile, request_body, serving_platform
 from shared.handlers.billing import processed_id
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,8 +30,8 @@ def message(event_id: str, tenant_id: str, minute: int) -> dict[str, Any]:
 
 def run(data_dir: Path, tenants: int, latency_events: int, burst_events: int) -> tuple[list[float], float, int]:
     """Latencies (ms) of sequential events, then seconds and count of a burst."""
-    session = requests.Session()
     with serving_platform(data_dir) as (platform, url):
+        session = operator_session(data_dir)
         documents = platform.services.documents
         tenant_ids = [f"billing_bench_{index}" for index in range(tenants)]
         for tenant_id in tenant_ids:

@@ -23,13 +23,15 @@ from functions.local import LocalPlatform
 from scripts.bench import percentile, request_body
 from scripts.emulate import Topology
 from scripts.emulators import Emulators
+from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
 from shared.bootstrap import build_embedded_services
 from shared.config import load_settings
 
 
-def onboarding_times(url: str, tenants: int, prefix: str) -> tuple[list[float], list[float]]:
-    """(dry-run ms, accepted -> ACTIVE ms) for `tenants` onboardings through `url`."""
+def onboarding_times(url: str, operator_token: str, tenants: int, prefix: str) -> tuple[list[float], list[float]]:
+    """(dry-run ms, accepted -> ACTIVE ms) for `tenants` onboardings through `url`, called as the operator."""
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {operator_token}"
     api = f"{url}/api/v1/tenants"
     dryrun_ms, onboarding_ms = [], []
     for index in range(tenants):
@@ -59,8 +61,9 @@ def embedded(tmp: Path, tenants: int) -> tuple[list[float], list[float]]:
     server = make_server("127.0.0.1", 0, platform.app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        onboarding_times(f"http://127.0.0.1:{server.server_port}", 1, "warm_up")
-        return onboarding_times(f"http://127.0.0.1:{server.server_port}", tenants, "bench")
+        token = (tmp / TOKEN_FILE).read_text().strip()
+        onboarding_times(f"http://127.0.0.1:{server.server_port}", token, 1, "warm_up")
+        return onboarding_times(f"http://127.0.0.1:{server.server_port}", token, tenants, "bench")
     finally:
         server.shutdown()
         platform.stop()
@@ -77,8 +80,8 @@ def emulated(tmp: Path, tenants: int) -> tuple[list[float], list[float]]:
         topology.start()
         functions = len(topology.functions)
         print(f"topology (bootstrap, topics, subscriptions, {functions} function processes) ready in {topology.start_seconds:.1f} s")
-        onboarding_times(topology.url, 1, "warm_up")
-        return onboarding_times(topology.url, tenants, "bench")
+        onboarding_times(topology.url, topology.operator_token, 1, "warm_up")
+        return onboarding_times(topology.url, topology.operator_token, tenants, "bench")
     finally:
         if topology is not None:
             topology.stop()

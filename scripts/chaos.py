@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import random
+import secrets
 import sys
 import tempfile
 import threading
@@ -112,9 +113,10 @@ def request_body(tenant_id: str) -> dict[str, Any]:
 class Client:
     """A patient operator: retries 503s and dropped connections, with jitter, never a changed request."""
 
-    def __init__(self, base_url: str, report: ChaosReport) -> None:
+    def __init__(self, base_url: str, report: ChaosReport, operator_token: str) -> None:
         self.base_url = base_url
         self.report = report
+        self._auth = {"Authorization": f"Bearer {operator_token}"}
         self._lock = threading.Lock()
 
     def _count(self, name: str) -> None:
@@ -125,7 +127,7 @@ class Client:
         """POST until the answer is not 503 (or the tries run out)."""
         for attempt in range(tries):
             try:
-                response = requests.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=60)
+                response = requests.post(f"{self.base_url}{path}", json=body, headers={**self._auth, **(headers or {})}, timeout=60)
             except requests.RequestException:
                 response = None
             if response is not None and response.status_code != 503:
@@ -153,7 +155,7 @@ class Client:
     def status(self, tenant_id: str) -> str | None:
         """The tenant's status, or None if the call failed."""
         try:
-            response = requests.get(f"{self.base_url}/api/v1/tenants/{tenant_id}", timeout=30)
+            response = requests.get(f"{self.base_url}/api/v1/tenants/{tenant_id}", headers=self._auth, timeout=30)
         except requests.RequestException:
             return None
         return str(response.json()["status"]) if response.status_code == 200 else None
@@ -201,9 +203,11 @@ def run_chaos(
     workers: int = 16,
 ) -> ChaosReport:
     """Onboard `tenants` concurrently through HTTP with `faults`, then check every invariant."""
+    operator_token = secrets.token_urlsafe(32)
     settings = load_settings(
         {
             "ONBOARDING_DATA_DIR": str(data_dir),
+            "ONBOARDING_OPERATOR_TOKEN": operator_token,
             "ONBOARDING_FAULTS": faults,
             "ONBOARDING_FAULTS_SEED": str(seed),
             "ONBOARDING_BUS_WORKERS": str(workers),
@@ -220,7 +224,7 @@ def run_chaos(
     platform.start()
     server = make_server("127.0.0.1", 0, platform.app, threaded=True)
     threading.Thread(target=server.serve_forever, name="chaos-http", daemon=True).start()
-    client = Client(f"http://127.0.0.1:{server.server_port}", report)
+    client = Client(f"http://127.0.0.1:{server.server_port}", report, operator_token)
     ids = [f"chaos_{index:04d}" for index in range(tenants)]
     started = time.monotonic()
     try:

@@ -7,7 +7,11 @@ URL path names the topic, so functions-framework builds the CloudEvent Eventarc 
 (`google.cloud.pubsub.topic.v1.messagePublished`, source `//pubsub.googleapis.com/projects/P/topics/T`).
 
 The HTTP functions listen on their own ports; a small front on one port routes the API
-paths to them, as the load balancer or API gateway does in front of Cloud Functions.
+paths to them from the route table, as API Gateway does in front of Cloud Functions, and
+enforces what the gateway enforces: an operator route needs the operator's bearer credential
+(here the local operator token stands in for a Google ID token) or it is refused with 401
+before any function runs. Like the gateway, the front moves the caller's `Authorization` to
+`X-Forwarded-Authorization`, and each function checks the credential again.
 """
 
 from __future__ import annotations
@@ -31,25 +35,48 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from functions.api import ROUTES
+from functions.routes import HTTP_FUNCTIONS, ROUTES
 from functions.topology import EVENT_TRIGGERS
+from schemas.http import ErrorDetail, ErrorResponse
 from scripts.emulators import ROOT, Emulators, Service, free_port, free_ports
+from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator, load_or_create_token
 from shared.config import load_settings
+from shared.domain.errors import DomainError, OperatorUnauthorized
+from shared.entrypoints.http import Caller, Route
 from shared.handlers.dead_letters import dead_letter_topic
 
-HTTP_FUNCTIONS = tuple(ROUTES)
 MAX_DELIVERY_ATTEMPTS = 5
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
-def front_app(targets: dict[str, str]) -> Any:
-    """A WSGI app forwarding each API route to the URL of the function that serves it."""
-    rules = Map([Rule(path, methods=[method], endpoint=name) for name, routes in ROUTES.items() for method, path, _ in routes])
+def _error(error: DomainError, headers: dict[str, str] | None = None) -> Response:
+    body = ErrorResponse(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
+    return Response(body.model_dump_json(), status=error.status, mimetype="application/json", headers=headers)
+
+
+def _front_door_check(route: Route, request: Request, operators: LocalOperatorAuthenticator) -> Response | None:
+    """What the gateway refuses before a function runs: an operator route without a valid bearer credential."""
+    if route.caller is not Caller.OPERATOR:
+        return None
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise OperatorUnauthorized("operator route: send 'Authorization: Bearer <operator token>'")
+        operators.authenticate(token.strip())
+    except OperatorUnauthorized as error:
+        return _error(error, {"WWW-Authenticate": error.challenge})
+    return None
+
+
+def front_app(targets: dict[str, str], operators: LocalOperatorAuthenticator) -> Any:
+    """A WSGI app forwarding each API route to the URL of the function that serves it, after the gateway's checks."""
+    by_endpoint = {f"{route.method} {route.path}": route for route in ROUTES}
+    rules = Map([Rule(route.path, methods=[route.method], endpoint=endpoint) for endpoint, route in by_endpoint.items()])
 
     @Request.application  # type: ignore[untyped-decorator]
     def app(request: Request) -> Response:
         try:
-            function, _ = rules.bind_to_environ(request.environ).match()
+            endpoint, _ = rules.bind_to_environ(request.environ).match()
         except HTTPException as error:
             code = "ROUTE_NOT_FOUND" if error.code == 404 else "METHOD_NOT_ALLOWED"
             return Response(
@@ -57,17 +84,24 @@ def front_app(targets: dict[str, str]) -> Any:
                 status=error.code or 404,
                 mimetype="application/json",
             )
+        route = by_endpoint[endpoint]
+        refused = _front_door_check(route, request, operators)
+        if refused is not None:
+            return refused
+        headers = {key: value for key, value in request.headers.items() if key.lower() not in _HOP_HEADERS | {"authorization"}}
+        if request.headers.get("Authorization"):
+            headers["X-Forwarded-Authorization"] = request.headers["Authorization"]
         query = request.query_string.decode()
         upstream = requests.request(
             request.method,
-            f"{targets[function]}{request.path}" + (f"?{query}" if query else ""),
-            headers={key: value for key, value in request.headers.items() if key.lower() not in _HOP_HEADERS},
+            f"{targets[route.function]}{request.path}" + (f"?{query}" if query else ""),
+            headers=headers,
             data=request.get_data(),
             timeout=120,
             allow_redirects=False,
         )
-        headers = [(key, value) for key, value in upstream.headers.items() if key.lower() not in _HOP_HEADERS]
-        return Response(upstream.content, status=upstream.status_code, headers=headers)
+        answered = [(key, value) for key, value in upstream.headers.items() if key.lower() not in _HOP_HEADERS]
+        return Response(upstream.content, status=upstream.status_code, headers=answered)
 
     return app
 
@@ -104,7 +138,17 @@ class Topology:
         self.log_dir = log_dir
         self.front_port = front_port or free_port()
         self.url = f"http://127.0.0.1:{self.front_port}"
+        # The operator token stands in for a Google ID token: from the environment, else kept (0600) in the log dir.
+        given = os.environ.get("ONBOARDING_OPERATOR_TOKEN")
+        self.operator_token_source = "$ONBOARDING_OPERATOR_TOKEN" if given else f"the file {log_dir / TOKEN_FILE}"
+        self.operator_token = given or load_or_create_token(log_dir / TOKEN_FILE)
+        self.operators = LocalOperatorAuthenticator(self.operator_token, source="make emulate", production=False)
         self.env = {**emulator_env, "ONBOARDING_BACKEND": "gcp", "ONBOARDING_ENV": "development"}
+        self.env |= {
+            "ONBOARDING_OPERATOR_AUTH": "token",
+            "ONBOARDING_OPERATOR_TOKEN": self.operator_token,
+            "ONBOARDING_PUBLIC_BASE_URL": self.url,
+        }
         self.env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # function logs reach their files as written
         self.settings = load_settings({**os.environ, **self.env})
         self.project = self.settings.gcp.project
@@ -132,7 +176,7 @@ class Topology:
                         raise RuntimeError(f"function {function.name} not listening after {timeout:.0f} s (logs in {self.log_dir})")
                     time.sleep(0.1)
             targets = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            self._front = make_server("127.0.0.1", self.front_port, front_app(targets), threaded=True)
+            self._front = make_server("127.0.0.1", self.front_port, front_app(targets, self.operators), threaded=True)
             threading.Thread(target=self._front.serve_forever, name="front", daemon=True).start()
         except BaseException:
             self.stop()
@@ -221,7 +265,7 @@ class Topology:
 
     def describe(self) -> Iterable[str]:
         """Where everything listens."""
-        yield f"front (API): {self.url}"
+        yield f"front (API): {self.url}; operators send 'Authorization: Bearer <token>', the token in {self.operator_token_source}"
         for function in self.functions:
             yield f"  {function.name}: http://127.0.0.1:{function.port}"
 

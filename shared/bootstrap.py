@@ -16,6 +16,7 @@ from shared.domain.plans import default_plans
 from shared.faults import FaultInjector, injector_for
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.logging_setup import configure_logging
+from shared.ports import OperatorAuthenticator
 from shared.services import Credentials, Services
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,20 @@ def build_services(settings: Settings | None = None) -> Services:
         # Imported only here so the embedded path never loads the Google client libraries.
         wiring = importlib.import_module("shared.adapters.gcp.wiring")
         build: Callable[[Settings], Services] = wiring.build_gcp_services
-        return guard_services(build(settings), injector_for(settings))
+        return replace(guard_services(build(settings), injector_for(settings)), operators=operator_authenticator(settings))
     return build_embedded_services(settings)
+
+
+def operator_authenticator(settings: Settings) -> OperatorAuthenticator:
+    """The configured way operators prove who they are: a local token, or Google ID tokens."""
+    if settings.operator_auth == "google":
+        module = importlib.import_module("shared.adapters.gcp.google_id_token_authenticator")
+        google: OperatorAuthenticator = module.GoogleIdTokenAuthenticator(settings.auth.operator_audiences, settings.auth.operator_members)
+        return google
+    from shared.adapters.embedded.local_operator_authenticator import LocalOperatorAuthenticator
+
+    token = settings.auth.operator_token.get_secret_value()
+    return LocalOperatorAuthenticator.configured(token, settings.data_dir, production=settings.production)
 
 
 def guard_services(services: Services, faults: FaultInjector | None) -> Services:
@@ -74,6 +87,7 @@ def build_embedded_services(settings: Settings) -> Services:
         keys=keys,
         plans=default_plans(),
         credentials=Credentials(check=embedded_credentials),
+        operators=operator_authenticator(settings),
     )
     return guard_services(services, faults)
 

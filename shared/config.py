@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -67,6 +67,20 @@ class CallSettings(_Strict):
     max_backoff_seconds: float = Field(default=0.5, gt=0)
 
 
+class AuthSettings(_Strict):
+    """Who may call the operator routes, and the public URL the front door serves.
+
+    `operators`: "token" (a local bearer token) or "google" (Google-signed ID tokens); empty
+    picks "google" on the gcp backend in production and "token" everywhere else.
+    """
+
+    operators: Literal["", "token", "google"] = ""
+    operator_token: SecretStr = SecretStr("")
+    operator_members: tuple[str, ...] = ()
+    operator_audiences: tuple[str, ...] = ()
+    public_base_url: str = Field(default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -81,11 +95,19 @@ class Settings(_Strict):
     faults: str = ""
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
+    auth: AuthSettings = AuthSettings()
 
     @property
     def production(self) -> bool:
         """True when running for real customers: local keys and fault injection are refused."""
         return self.environment == "production"
+
+    @property
+    def operator_auth(self) -> Literal["token", "google"]:
+        """How operators authenticate under these settings."""
+        if self.auth.operators:
+            return self.auth.operators
+        return "google" if self.backend == "gcp" and self.production else "token"
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -108,10 +130,16 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BIGQUERY_LOCATION": ("gcp", "bigquery_location"),
     "BIGQUERY_API_ENDPOINT": ("gcp", "bigquery_api_endpoint"),
     "KMS_API_ENDPOINT": ("gcp", "kms_api_endpoint"),
+    "ONBOARDING_OPERATOR_AUTH": ("auth", "operators"),
+    "ONBOARDING_OPERATOR_TOKEN": ("auth", "operator_token"),
+    "ONBOARDING_OPERATORS": ("auth", "operator_members"),
+    "ONBOARDING_OPERATOR_AUDIENCES": ("auth", "operator_audiences"),
+    "ONBOARDING_PUBLIC_BASE_URL": ("auth", "public_base_url"),
 }
+_LIST_SETTINGS = {"ONBOARDING_OPERATORS", "ONBOARDING_OPERATOR_AUDIENCES"}
 
 
-def _apply(raw: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+def _apply(raw: dict[str, Any], path: tuple[str, ...], value: str | list[str]) -> None:
     node = raw
     for key in path[:-1]:
         node = node.setdefault(key, {})
@@ -124,7 +152,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     raw: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "settings" / "defaults.yml").read_text())
     for name, path in _ENV_OVERRIDES.items():
         if env.get(name):
-            _apply(raw, path, env[name])
+            value = env[name]
+            _apply(raw, path, [item.strip() for item in value.split(",") if item.strip()] if name in _LIST_SETTINGS else value)
     settings = Settings.model_validate(raw)
     if not settings.data_dir.is_absolute():
         settings = settings.model_copy(update={"data_dir": REPO_ROOT / settings.data_dir})

@@ -10,7 +10,7 @@ from shared.adapters.guarded import CallGuard
 from shared.config import Settings
 from shared.domain.plans import PlanCatalog
 from shared.faults import FaultInjector
-from shared.ports import DocumentStore, EventBus, KeyManager, Warehouse
+from shared.ports import DocumentStore, EventBus, KeyManager, OperatorAuthenticator, Warehouse
 
 TENANTS = "tenants"
 VALIDATIONS = "validations"
@@ -52,6 +52,7 @@ class Services:
     clock: Callable[[], datetime] = field(default=utcnow)
     faults: FaultInjector | None = None
     guard: CallGuard | None = None
+    operators: OperatorAuthenticator | None = None  # None: no operator is admitted
 
     def now(self) -> str:
         """The current time as an ISO string."""

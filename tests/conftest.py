@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,23 @@ SEED_OVERVIEW: dict[str, Any] = {
 }
 
 
+# The operator credential every test client sends by default (a fresh one per test session).
+OPERATOR_TOKEN = "test-operator-" + secrets.token_urlsafe(24)
+OPERATOR_HEADERS = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+def operator_client(app: Any) -> FlaskClient:
+    """A test client of `app` that sends the operator's bearer token on every request."""
+    client: FlaskClient = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = OPERATOR_HEADERS["Authorization"]
+    return client
+
+
 def fast_settings(data_dir: Path, **env: str) -> Settings:
-    """Settings for tests: embedded backends under `data_dir`, a quick retry policy."""
+    """Settings for tests: embedded backends under `data_dir`, a quick retry policy, the tests' operator token."""
     base = {
         "ONBOARDING_DATA_DIR": str(data_dir),
+        "ONBOARDING_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "ONBOARDING_BUS_MIN_BACKOFF_SECONDS": "0.01",
         "ONBOARDING_BUS_MAX_BACKOFF_SECONDS": "0.05",
         "ONBOARDING_BUS_MAX_ATTEMPTS": "3",
@@ -79,7 +93,15 @@ def platform(settings: Settings) -> Iterator[Any]:
 
 @pytest.fixture
 def client(platform: Any) -> FlaskClient:
-    return platform.app.test_client()
+    """The local platform's app, called as an operator."""
+    return operator_client(platform.app)
+
+
+@pytest.fixture
+def anonymous(platform: Any) -> FlaskClient:
+    """The local platform's app, called with no credential at all."""
+    client: FlaskClient = platform.app.test_client()
+    return client
 
 
 def onboard_seed(client: FlaskClient, request: dict[str, Any] | None = None, wait: int = 20) -> dict[str, Any]:

@@ -76,13 +76,25 @@ class TenantNotReady(DomainError):
 
 
 class Unauthorized(DomainError):
-    """No API key, or one we do not know."""
+    """No API key, or one we do not know; `challenge` is the WWW-Authenticate header to send."""
 
     code, status = "UNAUTHORIZED", 401
+    challenge = 'ApiKey realm="tenants", header="X-API-Key"'
+
+
+class OperatorUnauthorized(Unauthorized):
+    """An operator route without a valid operator credential (RFC 6750 bearer challenge)."""
+
+    challenge = 'Bearer realm="operators"'
+
+    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+        super().__init__(message, field="Authorization")
+        if invalid_token:
+            self.challenge = 'Bearer realm="operators", error="invalid_token"'
 
 
 class Forbidden(DomainError):
-    """A valid API key of another tenant."""
+    """A valid caller on a route that is not theirs (another tenant's key, a tenant on an operator route)."""
 
     code, status = "FORBIDDEN", 403
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import flask
@@ -16,14 +18,21 @@ from werkzeug.routing import Map, Rule
 from schemas.http import ErrorDetail, ErrorResponse
 from shared.domain.errors import (
     DomainError,
+    Forbidden,
     InvalidJson,
     InvalidRequest,
     MethodNotAllowed,
+    OperatorUnauthorized,
     PayloadTooLarge,
     RouteNotFound,
     ServiceUnavailable,
+    Unauthorized,
 )
+from shared.entrypoints.runtime import get_services
+from shared.handlers.queries import tenant_of_key
+from shared.logging_setup import log_context
 from shared.ports import BackendError
+from shared.services import Services
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -42,9 +51,117 @@ def json_response(body: BaseModel | dict[str, Any], status: int = 200, headers: 
 
 
 def error_response(error: DomainError, headers: dict[str, str] | None = None) -> flask.Response:
-    """`{"error": {code, message, field}}` with the error's status."""
+    """`{"error": {code, message, field}}` with the error's status (and its challenge, for a 401)."""
     body = ErrorResponse(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
+    if isinstance(error, Unauthorized):
+        headers = {**(headers or {}), "WWW-Authenticate": error.challenge}
     return json_response(body, error.status, headers)
+
+
+def public_url(request: flask.Request, path: str) -> str:
+    """`path` as an absolute URL on the front door: the configured base URL, else this server's own."""
+    base = get_services().settings.auth.public_base_url or request.host_url
+    return base.rstrip("/") + path
+
+
+class Caller(StrEnum):
+    """Who may call a route: anyone, the tenant named in the path (X-API-Key), or an operator."""
+
+    PUBLIC = "public"
+    TENANT = "tenant"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A query or header parameter of a route, for the documents generated from the table."""
+
+    name: str
+    location: str  # "query" or "header"
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the route table: what the router serves, the front door deploys and /openapi.json documents.
+
+    `responses` maps each success status to its body model; `errors` lists the statuses
+    particular to this route (the ones every route of its kind can give are added by
+    `error_statuses`). Every error body is an ErrorResponse.
+    """
+
+    method: str
+    path: str  # werkzeug rule syntax: /api/v1/tenants/<tenant_id>
+    function: str  # the Cloud Function (entry point in main.py) that serves it
+    caller: Caller
+    view: View
+    summary: str
+    responses: Mapping[int, type[BaseModel] | Mapping[str, Any]]
+    request: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+    deadline_seconds: float | None = None  # at the front door; None: API Gateway's default (15 s)
+
+
+def error_statuses(route: Route) -> tuple[int, ...]:
+    """Every error status `route` can answer: its own, its caller class's, its body's, and the router's."""
+    statuses = set(route.errors) | {405, 500, 503}
+    if route.caller is not Caller.PUBLIC:
+        statuses |= {401, 403}
+    if route.request is not None:
+        statuses |= {400, 413, 422}
+    return tuple(sorted(statuses))
+
+
+def _bearer(request: flask.Request) -> str | None:
+    """The operator's bearer token: the one API Gateway forwards, else the request's own.
+
+    Behind API Gateway, `Authorization` holds the gateway's own identity token (it is the
+    functions' only invoker) and the caller's header arrives as `X-Forwarded-Authorization`:
+    https://cloud.google.com/api-gateway/docs/oasv2-extensions#x-google-backend
+    """
+    header = request.headers.get("X-Forwarded-Authorization") or request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise OperatorUnauthorized("Authorization must be 'Bearer <token>'", invalid_token=True)
+    return token.strip()
+
+
+def authorize(route: Route, request: flask.Request) -> str | None:
+    """Let through only the route's caller class: 401 (with a challenge) without valid credentials, 403 for another class.
+
+    Returns the operator's subject on operator routes (for the logs), else None.
+    """
+    if route.caller is Caller.PUBLIC:
+        return None
+    services = get_services()
+    api_key = request.headers.get("X-API-Key")
+    if route.caller is Caller.TENANT:
+        if api_key:
+            return None  # the view checks that the key belongs to the tenant of the path
+        if _is_operator(request, services):
+            raise Forbidden("this route is the tenant's own: call it with the tenant's X-API-Key", field="X-API-Key")
+        raise Unauthorized("X-API-Key header is required", field="X-API-Key")
+    token = _bearer(request)
+    if token is not None:
+        if services.operators is None:
+            raise OperatorUnauthorized("no operator authentication is configured on this server")
+        return services.operators.authenticate(token).subject
+    if api_key and tenant_of_key(api_key, services) is not None:
+        raise Forbidden("operator route: a tenant's API key cannot call it", field="X-API-Key")
+    raise OperatorUnauthorized("operator route: send 'Authorization: Bearer <operator token>'")
+
+
+def _is_operator(request: flask.Request, services: Services) -> bool:
+    """True when the request carries a valid operator credential (any fault in it reads as no)."""
+    try:
+        token = _bearer(request)
+        return token is not None and services.operators is not None and bool(services.operators.authenticate(token))
+    except (Unauthorized, Forbidden):
+        return False
 
 
 def read_json(request: flask.Request, model: type[M], max_bytes: int) -> M:
@@ -78,30 +195,35 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 
 
 class Router:
-    """Maps paths to views with werkzeug's rules (a static path beats a pattern), then checks the method.
+    """Maps paths to routes with werkzeug's rules (a static path beats a pattern), checks the method, then the caller.
 
     Matching the path before the method makes `GET /api/v1/tenants/onboard` a 405, not a
     look-up of a tenant called "onboard".
     """
 
-    def __init__(self, routes: Sequence[tuple[str, str, View]]) -> None:
-        self._views: dict[str, dict[str, View]] = {}
-        for method, path, view in routes:
-            self._views.setdefault(path, {})[method] = view
-        self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._views])
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._routes: dict[str, dict[str, Route]] = {}
+        for route in routes:
+            self._routes.setdefault(route.path, {})[route.method] = route
+        self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._routes])
 
     def dispatch(self, request: flask.Request) -> flask.Response:
-        """Run the matching view; every failure becomes a JSON error, never a stack trace."""
+        """Run the matching view for an allowed caller; every failure becomes a JSON error, never a stack trace."""
         try:
             template, arguments = self._map.bind("localhost").match(request.path, method="GET")
         except (WerkzeugNotFound, WerkzeugMethodNotAllowed):
             return error_response(RouteNotFound(f"no route {request.path}"))
-        views = self._views[str(template)]
-        view = views.get(request.method) or (views.get("GET") if request.method == "HEAD" else None)
-        if view is None:
-            allowed = ", ".join(sorted(views))
+        routes = self._routes[str(template)]
+        route = routes.get(request.method) or (routes.get("GET") if request.method == "HEAD" else None)
+        if route is None:
+            allowed = ", ".join(sorted(routes))
             return error_response(MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed})
-        return guarded(lambda: view(request, **arguments))
+
+        def call() -> flask.Response:
+            with log_context(operator=authorize(route, request)):
+                return route.view(request, **arguments)
+
+        return guarded(call)
 
 
 def guarded(call: Callable[[], flask.Response]) -> flask.Response:

@@ -38,14 +38,22 @@ def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
     )
 
 
+def tenant_of_key(api_key: str, services: Services) -> str | None:
+    """The tenant an active API key belongs to, or None for an unknown or revoked key."""
+    key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
+    if key_doc is None or key_doc.get("status") != "ACTIVE":
+        return None
+    return str(key_doc["tenant_id"])
+
+
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
     if not api_key:
         raise Unauthorized("X-API-Key header is required", field="X-API-Key")
-    key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
-    if key_doc is None or key_doc.get("status") != "ACTIVE":
+    owner = tenant_of_key(api_key, services)
+    if owner is None:
         raise Unauthorized("API key is not valid", field="X-API-Key")
-    if key_doc["tenant_id"] != tenant_id:
+    if owner != tenant_id:
         raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
     state = load_tenant(services, tenant_id)
     if state is not None and state.status == "SUSPENDED":

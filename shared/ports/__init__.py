@@ -1,5 +1,6 @@
 """Ports: the small interfaces the domain talks to; adapters implement them per backend."""
 
+from shared.ports.authenticator import Operator, OperatorAuthenticator
 from shared.ports.document_store import Document, DocumentStore, Transaction
 from shared.ports.errors import (
     AlreadyExists,
@@ -23,6 +24,8 @@ __all__ = [
     "EventBus",
     "KeyManager",
     "NotFound",
+    "Operator",
+    "OperatorAuthenticator",
     "Row",
     "Transaction",
     "TransactionConflict",

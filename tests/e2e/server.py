@@ -1,4 +1,8 @@
-"""Start the real server the way the README does (`make run`), on a free port and a fresh data dir."""
+"""Start the real server the way the README does (`make run`), on a free port and a fresh data dir.
+
+The server generates its operator token into the data dir at first start, as it does for a
+user; `session` calls as that operator.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 import requests
 
 from scripts.emulators import free_port
+from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +27,7 @@ class RunningServer:
     def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         env = {**os.environ, "PORT": str(self.port), "ONBOARDING_DATA_DIR": str(data_dir), **(extra_env or {})}
         self._log = self.log_path.open("ab")
@@ -33,6 +39,18 @@ class RunningServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    @property
+    def operator_token(self) -> str:
+        """The operator token the server uses (generated into its data dir, unless given in the environment)."""
+        return (self.data_dir / TOKEN_FILE).read_text().strip()
+
+    @property
+    def session(self) -> requests.Session:
+        """A session that sends the operator's bearer token on every request."""
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.operator_token}"
+        return session
 
     def wait_ready(self, timeout: float = 60) -> float:
         """Seconds until /healthz answered; raises with the server log if it never did."""

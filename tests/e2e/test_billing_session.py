@@ -29,18 +29,19 @@ def _eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: f
 
 def test_plan_change_suspension_and_recovery_over_http(server: RunningServer) -> None:
     api = f"{server.url}/api/v1"
-    assert requests.post(f"{api}/tenants/dryrun", json=SEED_REQUEST, timeout=10).json()["ready_for_onboarding"]
-    created = requests.post(f"{api}/tenants/onboard?wait=30", json=SEED_REQUEST, timeout=40).json()
+    operator = server.session
+    assert operator.post(f"{api}/tenants/dryrun", json=SEED_REQUEST, timeout=10).json()["ready_for_onboarding"]
+    created = operator.post(f"{api}/tenants/onboard?wait=30", json=SEED_REQUEST, timeout=40).json()
     key = {"X-API-Key": created["api_key"]}
 
     def overview() -> requests.Response:
         return requests.get(f"{api}/tenants/{TENANT}/overview", headers=key, timeout=10)
 
     def trail() -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = requests.get(f"{api}/tenants/{TENANT}/events", timeout=10).json()["events"]
+        events: list[dict[str, Any]] = operator.get(f"{api}/tenants/{TENANT}/events", timeout=10).json()["events"]
         return events
 
-    accepted = requests.post(
+    accepted = operator.post(
         f"{api}/billing/events", json=billing_message("inv-1", TENANT, "plan_changed", 1, new_plan="STARTER"), timeout=10
     )
     assert accepted.status_code == 202 and accepted.json()["status"] == "ACCEPTED"
@@ -49,11 +50,11 @@ def test_plan_change_suspension_and_recovery_over_http(server: RunningServer) ->
     row = _eventually(lambda: overview().json(), lambda body: body.get("plan_name") == "STARTER")
     assert (row["plan_name"], row["subscription_daily_limit"], row["daily_usage_percent"]) == ("STARTER", 6, 16.7)
 
-    requests.post(f"{api}/billing/events", json=billing_message("pay-2", TENANT, "payment_failed", 2), timeout=10)
+    operator.post(f"{api}/billing/events", json=billing_message("pay-2", TENANT, "payment_failed", 2), timeout=10)
     suspended = _eventually(overview, lambda response: response.status_code == 403)
     assert suspended.status_code == 403 and suspended.json()["error"]["code"] == "TENANT_SUSPENDED"
 
-    requests.post(f"{api}/billing/events", json=billing_message("pay-3", TENANT, "payment_recovered", 3), timeout=10)
+    operator.post(f"{api}/billing/events", json=billing_message("pay-3", TENANT, "payment_recovered", 3), timeout=10)
     resumed = _eventually(overview, lambda response: response.status_code == 200 and response.json()["tenant_status"] == "ACTIVE")
     assert resumed.status_code == 200 and resumed.json()["tenant_status"] == "ACTIVE"
     assert [(event["event_id"], event["outcome"]) for event in _eventually(trail, lambda events: len(events) == 3)] == [

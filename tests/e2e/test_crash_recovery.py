@@ -37,8 +37,9 @@ ENV = {
 class Operator:
     """Onboards tenants one after another, retrying through outages with the same Idempotency-Key."""
 
-    def __init__(self, url: str, prefix: str, stop: threading.Event) -> None:
+    def __init__(self, url: str, prefix: str, stop: threading.Event, token: str) -> None:
         self.url = url
+        self.auth = {"Authorization": f"Bearer {token}"}
         self.prefix = prefix
         self.stop = stop
         self.validations: list[str] = []
@@ -47,7 +48,7 @@ class Operator:
     def _post(self, path: str, body: dict[str, object], headers: dict[str, str] | None = None) -> requests.Response:
         while True:
             try:
-                response = requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=10)
+                response = requests.post(f"{self.url}{path}", json=body, headers={**self.auth, **(headers or {})}, timeout=10)
                 if response.status_code != 503:
                     return response
             except requests.RequestException:
@@ -76,11 +77,10 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
     port = free_port()
     rng = random.Random(5)
     stop = threading.Event()
-    operators = [Operator(f"http://127.0.0.1:{port}", f"crash_{name}", stop) for name in "abc"]
-    threads = [threading.Thread(target=operator.run, daemon=True) for operator in operators]
-
     server = RunningServer(data_dir, port=port, extra_env=ENV)
     server.wait_ready()
+    operators = [Operator(f"http://127.0.0.1:{port}", f"crash_{name}", stop, server.operator_token) for name in "abc"]
+    threads = [threading.Thread(target=operator.run, daemon=True) for operator in operators]
     for thread in threads:
         thread.start()
     for _ in range(KILLS):
@@ -98,7 +98,9 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
     deadline = time.monotonic() + 180
     pending = set(accepted)
     while pending and time.monotonic() < deadline:
-        pending = {t for t in pending if requests.get(f"{server.url}/api/v1/tenants/{t}", timeout=10).json().get("status") != "ACTIVE"}
+        pending = {
+            t for t in pending if server.session.get(f"{server.url}/api/v1/tenants/{t}", timeout=10).json().get("status") != "ACTIVE"
+        }
         time.sleep(0.2)
     server.stop()
     assert not pending, f"never ACTIVE after {KILLS} kills: {sorted(pending)}"

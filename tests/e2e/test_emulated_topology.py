@@ -40,23 +40,33 @@ def _function_logs(topology: Topology) -> str:
     return "\n".join(path.read_text(errors="replace") for path in topology.log_dir.glob("*.log"))
 
 
+def _operator(topology: Topology) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {topology.operator_token}"
+    return session
+
+
 def test_seed_session_on_the_emulated_topology(topology: Topology) -> None:
     health = requests.get(f"{topology.url}/healthz", timeout=60)
     assert health.status_code == 200 and health.json()["backend"] == "gcp"
 
-    dry = requests.post(
-        f"{topology.url}/api/v1/tenants/dryrun",
-        json={"tenant_id": "probe_tenant", "company_name": "P", "admin_email": "p@example.com", "subscription_plan": "STARTER"},
-        timeout=60,
-    ).json()
+    dry = (
+        _operator(topology)
+        .post(
+            f"{topology.url}/api/v1/tenants/dryrun",
+            json={"tenant_id": "probe_tenant", "company_name": "P", "admin_email": "p@example.com", "subscription_plan": "STARTER"},
+            timeout=60,
+        )
+        .json()
+    )
     checks = {check["name"]: check for check in dry["checks"]}
     assert checks["gcp_credentials"]["passed"] and "emulator mode" in checks["gcp_credentials"]["detail"]
     assert checks["bigquery_connectivity"]["passed"] and "gcp backend" in checks["bigquery_connectivity"]["detail"]
     assert checks["central_tables"]["passed"], checks["central_tables"]
 
-    api_key = run_seed_session(topology.url, request_timeout=60)
+    api_key = run_seed_session(topology.url, _operator(topology), request_timeout=60, tenant_key_on_operator_route=401)
     logs = _function_logs(topology)
-    assert api_key not in logs
+    assert api_key not in logs and topology.operator_token not in logs
     # Each step ran in its own function process, reached by a Pub/Sub push.
     for step_function in ("step_subscription", "step_quota", "step_dataset", "step_view"):
         assert (topology.log_dir / f"{step_function}.log").stat().st_size > 0, step_function
@@ -66,6 +76,28 @@ def test_unknown_route_on_the_front_is_a_json_404(topology: Topology) -> None:
     response = requests.get(f"{topology.url}/api/v1/nothing/here", timeout=60)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+def test_the_front_refuses_operator_routes_without_the_operator_credential(topology: Topology) -> None:
+    """As API Gateway does: no bearer credential, or a wrong one, is a 401 before any function runs."""
+    url = f"{topology.url}/api/v1/dead-letters"
+    missing = requests.get(url, timeout=60)
+    wrong = requests.get(url, headers={"Authorization": "Bearer not-the-operator-token"}, timeout=60)
+    for refused in (missing, wrong):
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert wrong.headers["WWW-Authenticate"].endswith('error="invalid_token"')
+    assert _operator(topology).get(url, timeout=60).status_code == 200
+    # The function checks again: a request that bypasses the front still needs the credential.
+    dead_letters = next(function for function in topology.functions if function.name == "dead_letters")
+    direct = f"http://127.0.0.1:{dead_letters.port}/api/v1/dead-letters"
+    assert requests.get(direct, timeout=60).status_code == 401
+    assert requests.get(direct, headers={"X-Forwarded-Authorization": f"Bearer {topology.operator_token}"}, timeout=60).status_code == 200
+    # A tenant route passes the front with the tenant's key only; the function decides.
+    overview = requests.get(
+        f"{topology.url}/api/v1/tenants/nobody_here/overview", headers={"X-API-Key": "nobody_here_api_AAAAAAAAAAAAAAAA"}, timeout=60
+    )
+    assert overview.status_code == 401 and overview.headers["WWW-Authenticate"].startswith("ApiKey ")
 
 
 def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +123,7 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
     for name, value in topology.env.items():
         monkeypatch.setenv(name, value)
     body = {"tenant_id": "doomed_tenant", "company_name": "D", "admin_email": "d@example.com", "subscription_plan": "STARTER"}
-    assert requests.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=60).json()["ready_for_onboarding"]
+    assert _operator(topology).post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=60).json()["ready_for_onboarding"]
     services = build_gcp_services(load_settings())
     try:
         onboard(OnboardRequest.model_validate(body), None, dataclasses.replace(services, bus=Withheld()))
@@ -101,7 +133,7 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
         deadline = time.monotonic() + 90
         status: dict[str, object] = {}
         while time.monotonic() < deadline:
-            status = requests.get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=60).json()
+            status = _operator(topology).get(f"{topology.url}/api/v1/tenants/doomed_tenant", timeout=60).json()
             if status["status"] == "FAILED":
                 break
             time.sleep(0.5)

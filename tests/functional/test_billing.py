@@ -14,7 +14,7 @@ from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.entrypoints.runtime import install_services
 from shared.services import Services, utcnow
-from tests.conftest import SEED_REQUEST, onboard_seed
+from tests.conftest import SEED_REQUEST, onboard_seed, operator_client
 from tests.functional.billing_support import api_key_status, billing_message, lifecycle_events, post_billing, trail, view_row
 
 TENANT = SEED_REQUEST["tenant_id"]
@@ -60,7 +60,7 @@ def test_upgrade_changes_subscription_quota_state_and_view(client: FlaskClient, 
         "event_id": "evt-up-1",
         "tenant_id": TENANT,
         "status": "ACCEPTED",
-        "events_url": f"/api/v1/tenants/{TENANT}/events",
+        "events_url": f"http://localhost/api/v1/tenants/{TENANT}/events",
     }
     _settle(platform)
 
@@ -295,7 +295,7 @@ def test_events_for_a_tenant_still_provisioning_are_dead_lettered(services: Serv
         bus = unwrap(services.bus)
         assert isinstance(bus, SqliteEventBus)
         wire_event_functions(services, bus, only={"billing_event"})
-        client = create_app().test_client()
+        client = operator_client(create_app())
         assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
         assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
         post_billing(client, billing_message("evt-early", TENANT, "payment_failed", 1))

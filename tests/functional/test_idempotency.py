@@ -15,7 +15,7 @@ from shared.adapters.guarded import unwrap
 from shared.config import Settings
 from shared.domain.tenant import PREREQUISITE_STEPS
 from shared.services import Services
-from tests.conftest import SEED_REQUEST
+from tests.conftest import SEED_REQUEST, operator_client
 
 
 def _messages(bus: SqliteEventBus, topic: str) -> list[ReceivedMessage]:
@@ -40,7 +40,7 @@ def _counts(services: Services, tenant_id: str) -> dict[str, int]:
 
 
 def test_duplicated_and_reversed_deliveries_create_everything_once(manual: Services, settings: Settings) -> None:
-    client = create_app().test_client()
+    client = operator_client(create_app())
     assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
     assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
     bus = unwrap(manual.bus)
@@ -71,7 +71,7 @@ def test_duplicated_and_reversed_deliveries_create_everything_once(manual: Servi
 
 
 def test_a_republished_step_with_a_new_transport_id_is_deduplicated(manual: Services, settings: Settings) -> None:
-    client = create_app().test_client()
+    client = operator_client(create_app())
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
     bus = unwrap(manual.bus)
@@ -90,7 +90,7 @@ def test_logs_of_a_full_onboarding_are_json_with_context_and_never_show_the_key(
     stream = io.StringIO()
     handler = configure_logging(stream=stream)
     try:
-        client = platform.app.test_client()
+        client = operator_client(platform.app)
         client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
         created = client.post("/api/v1/tenants/onboard?wait=20", json=SEED_REQUEST).get_json()
         client.get("/api/v1/tenants/customer_123/overview", headers={"X-API-Key": created["api_key"]})

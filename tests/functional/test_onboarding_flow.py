@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 
 from shared import sql
 from shared.services import Services
-from tests.conftest import SEED_OVERVIEW, SEED_REQUEST, onboard_seed
+from tests.conftest import SEED_OVERVIEW, SEED_REQUEST, onboard_seed, operator_client
 
 
 def test_dry_run_reports_eight_named_checks_and_creates_nothing(client: FlaskClient, platform: Any) -> None:
@@ -71,7 +71,7 @@ def test_onboard_without_wait_answers_202_then_the_tenant_becomes_active(client:
     response = client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
     body = response.get_json()
     assert response.status_code == 202
-    assert body["status"] == "PROVISIONING" and body["status_url"] == "/api/v1/tenants/customer_123"
+    assert body["status"] == "PROVISIONING" and body["status_url"] == "http://localhost/api/v1/tenants/customer_123"
     assert response.headers["Location"] == body["status_url"]
     assert platform.bus.wait_idle(20)
     assert client.get("/api/v1/tenants/customer_123").get_json()["status"] == "ACTIVE"
@@ -90,15 +90,15 @@ def test_api_key_is_stored_hashed_and_encrypted_never_in_clear(client: FlaskClie
     assert len(hashed) == 1 and hashed[0]["ciphertext"]
 
 
-def test_overview_requires_the_tenants_own_key(client: FlaskClient) -> None:
+def test_overview_requires_the_tenants_own_key(client: FlaskClient, anonymous: FlaskClient) -> None:
     first = onboard_seed(client)
     other = onboard_seed(client, {**SEED_REQUEST, "tenant_id": "other_tenant"})
     url = "/api/v1/tenants/customer_123/overview"
-    assert client.get(url).status_code == 401
-    assert client.get(url, headers={"X-API-Key": "customer_123_api_AAAAAAAAAAAAAAAA"}).status_code == 401
-    forbidden = client.get(url, headers={"X-API-Key": other["api_key"]})
+    assert anonymous.get(url).status_code == 401
+    assert anonymous.get(url, headers={"X-API-Key": "customer_123_api_AAAAAAAAAAAAAAAA"}).status_code == 401
+    forbidden = anonymous.get(url, headers={"X-API-Key": other["api_key"]})
     assert forbidden.status_code == 403 and forbidden.get_json()["error"]["code"] == "FORBIDDEN"
-    assert client.get(url, headers={"X-API-Key": first["api_key"]}).status_code == 200
+    assert anonymous.get(url, headers={"X-API-Key": first["api_key"]}).status_code == 200
 
 
 def test_idempotency_key_replays_the_first_response(client: FlaskClient, platform: Any) -> None:
@@ -134,7 +134,7 @@ def test_restart_loses_no_tenant_validation_or_queued_event(settings: Any) -> No
     first = LocalPlatform(build_embedded_services(settings), reconcile_every=3600)
     first.start()
     first.bus.stop()  # workers stop: the steps stay queued
-    client = first.app.test_client()
+    client = operator_client(first.app)
     validation = client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["validation_id"]
     assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
     first.stop()
@@ -144,7 +144,7 @@ def test_restart_loses_no_tenant_validation_or_queued_event(settings: Any) -> No
     try:
         assert second.services.documents.get("validations", validation) is not None
         assert second.bus.wait_idle(20)
-        status = second.app.test_client().get("/api/v1/tenants/customer_123").get_json()
+        status = operator_client(second.app).get("/api/v1/tenants/customer_123").get_json()
         assert status["status"] == "ACTIVE"
     finally:
         second.stop()

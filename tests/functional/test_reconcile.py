@@ -12,7 +12,7 @@ from functions.steps import STRANDED_AFTER, reconcile_steps
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.services import Services, utcnow
-from tests.conftest import SEED_REQUEST
+from tests.conftest import SEED_REQUEST, operator_client
 
 SCHEDULER_EVENT = CloudEvent(
     {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub.googleapis.com/projects/p/topics/tenant-reconcile"},
@@ -28,7 +28,7 @@ def _step_commands(bus: SqliteEventBus, services: Services) -> list[str]:
 
 
 def test_stranded_steps_are_republished_with_their_event_ids_only_once_stale(manual: Services) -> None:
-    client = create_app().test_client()
+    client = operator_client(create_app())
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
     bus = unwrap(manual.bus)

@@ -16,7 +16,7 @@ from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.handlers.dead_letters import handle_step_dead_letter
 from shared.ports import BackendUnavailable
-from tests.conftest import SEED_REQUEST, fast_settings
+from tests.conftest import SEED_REQUEST, fast_settings, operator_client
 
 API = "/api/v1/tenants"
 
@@ -41,7 +41,7 @@ def _status_when_settled(client: Any, tenant_id: str = "customer_123", timeout: 
 
 
 def _onboard_during_outage(platform: LocalPlatform, target: str) -> Any:
-    client = platform.app.test_client()
+    client = operator_client(platform.app)
     assert client.post(f"{API}/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
     platform.bus.stop()
     assert client.post(f"{API}/onboard", json=SEED_REQUEST).status_code == 202
@@ -114,7 +114,7 @@ def test_a_message_that_can_never_be_valid_is_dead_lettered_at_once_and_recorded
     topic = faulty_platform.services.settings.topics.dataset
     faulty_platform.bus.publish(topic, b'{"schema_version": "1", "tenant_id": 42}', {"tenant_id": "customer_123"})
     assert faulty_platform.bus.wait_idle(10)
-    letters = faulty_platform.app.test_client().get("/api/v1/dead-letters").get_json()
+    letters = operator_client(faulty_platform.app).get("/api/v1/dead-letters").get_json()
     assert letters["count"] == 1
     [letter] = letters["dead_letters"]
     assert letter["attempts"] == 1 and letter["source"] == topic
@@ -124,13 +124,13 @@ def test_a_message_that_can_never_be_valid_is_dead_lettered_at_once_and_recorded
 
 
 def test_dead_letters_reject_an_unknown_status_filter(faulty_platform: LocalPlatform) -> None:
-    response = faulty_platform.app.test_client().get("/api/v1/dead-letters?status=LOST")
+    response = operator_client(faulty_platform.app).get("/api/v1/dead-letters?status=LOST")
     assert response.status_code == 422 and response.get_json()["error"]["field"] == "status"
 
 
 def test_a_pubsub_dead_letter_without_a_reason_is_recorded_with_the_steps_last_error(faulty_platform: LocalPlatform) -> None:
     """Pub/Sub forwards a dead letter with no reason; the failed attempts wrote one on the step."""
-    client = faulty_platform.app.test_client()
+    client = operator_client(faulty_platform.app)
     assert client.post(f"{API}/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
     faulty_platform.bus.stop()  # the test delivers by hand, as Pub/Sub pushes would
     assert client.post(f"{API}/onboard", json=SEED_REQUEST).status_code == 202

@@ -20,7 +20,7 @@ from shared.handlers.onboard import step_event_id
 from shared.handlers.tenant_store import update_tenant
 from shared.ports import TransactionConflict
 from shared.services import Services
-from tests.conftest import SEED_REQUEST
+from tests.conftest import SEED_REQUEST, operator_client
 
 
 def _concurrently(count: int, call: Any) -> list[Any]:
@@ -37,7 +37,7 @@ def _concurrently(count: int, call: Any) -> list[Any]:
 def test_twenty_concurrent_onboards_of_one_tenant_accept_exactly_one(client: FlaskClient, platform: Any) -> None:
     assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
     app = platform.app
-    responses = _concurrently(20, lambda _: app.test_client().post("/api/v1/tenants/onboard", json=SEED_REQUEST))
+    responses = _concurrently(20, lambda _: operator_client(app).post("/api/v1/tenants/onboard", json=SEED_REQUEST))
     codes = Counter(response.status_code for response in responses)
     assert codes == {202: 1, 409: 19}
     assert {r.get_json()["error"]["code"] for r in responses if r.status_code == 409} == {"TENANT_EXISTS"}
@@ -50,7 +50,7 @@ def test_concurrent_onboards_of_ids_differing_only_by_case_accept_exactly_one(cl
     for request in requests:
         assert client.post("/api/v1/tenants/dryrun", json=request).get_json()["ready_for_onboarding"]
     app = platform.app
-    responses = _concurrently(12, lambda index: app.test_client().post("/api/v1/tenants/onboard", json=requests[index % 4]))
+    responses = _concurrently(12, lambda index: operator_client(app).post("/api/v1/tenants/onboard", json=requests[index % 4]))
     assert Counter(response.status_code for response in responses) == {202: 1, 409: 11}
     [winner] = [response.get_json()["tenant_id"] for response in responses if response.status_code == 202]
     refusals = {response.get_json()["error"]["message"] for response in responses if response.status_code == 409}
@@ -64,7 +64,7 @@ def test_twenty_concurrent_onboards_with_one_idempotency_key_all_get_the_first_r
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     app = platform.app
     headers = {"Idempotency-Key": "double-click"}
-    responses = _concurrently(20, lambda _: app.test_client().post("/api/v1/tenants/onboard", json=SEED_REQUEST, headers=headers))
+    responses = _concurrently(20, lambda _: operator_client(app).post("/api/v1/tenants/onboard", json=SEED_REQUEST, headers=headers))
     assert {response.status_code for response in responses} == {202}, [r.get_json() for r in responses if r.status_code != 202][:2]
     bodies = {response.get_data(as_text=True) for response in responses}
     assert len(bodies) == 1  # the same key, shown every time
@@ -75,7 +75,7 @@ def test_twenty_concurrent_onboards_with_one_idempotency_key_all_get_the_first_r
 def test_concurrent_step_completions_lose_no_update_and_release_the_view_once(services: Services) -> None:
     install_services(services)
     try:
-        client = create_app().test_client()
+        client = operator_client(create_app())
         client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
         assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
         bus = unwrap(services.bus)
@@ -99,7 +99,7 @@ def test_concurrent_step_completions_lose_no_update_and_release_the_view_once(se
 def test_concurrent_transactions_on_the_state_document_never_lose_an_update(services: Services) -> None:
     install_services(services)
     try:
-        client = create_app().test_client()
+        client = operator_client(create_app())
         client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
         client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
         before = services.documents.get("tenants", "customer_123")

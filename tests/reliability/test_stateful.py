@@ -28,7 +28,7 @@ from shared.handlers.onboard import step_event_id
 from shared.handlers.retry import retry_tenant
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services
-from tests.conftest import SEED_REQUEST, fast_settings
+from tests.conftest import SEED_REQUEST, fast_settings, operator_client
 
 Queued = tuple[str, bytes, dict[str, str]]
 
@@ -39,7 +39,7 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
     faults = services.faults
     assert faults is not None
     numbers = itertools.count()
-    client = create_app().test_client()
+    client = operator_client(create_app())
 
     class OneTenant(RuleBasedStateMachine):
         """The test plays the bus: it picks which queued message goes next and what happens to it."""

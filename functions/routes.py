@@ -1,0 +1,103 @@
+"""The route table: every HTTP route once, with its function, caller class and models.
+
+From this one table the local server and each Cloud Function route (`ROUTERS`, `ALL_ROUTES`),
+`GET /openapi.json` is generated (`openapi_document`) and deploy.sh gets API Gateway's
+config (`scripts/api_config.py`). Nothing about a route is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import api, billing
+from schemas.events import BillingEvent
+from schemas.http import (
+    BillingEventAccepted,
+    DeadLetterList,
+    DryRunResponse,
+    HealthResponse,
+    OnboardAccepted,
+    OnboardCompleted,
+    OnboardRequest,
+    PurgeResponse,
+    RetryAccepted,
+    TenantEventsResponse,
+    TenantOverview,
+    TenantRequest,
+    TenantStatusResponse,
+)
+from shared.entrypoints.http import Caller, Parameter, Route, Router
+from shared.entrypoints.openapi import openapi_31
+
+OPERATOR, TENANT, PUBLIC = Caller.OPERATOR, Caller.TENANT, Caller.PUBLIC
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST", "/api/v1/tenants/dryrun", "dryrun", OPERATOR, api._dryrun,
+        "Run the eight onboarding checks; creates nothing",
+        {200: DryRunResponse}, request=TenantRequest,
+    ),
+    Route(
+        "POST", "/api/v1/tenants/onboard", "onboard_tenant", OPERATOR, api._onboard,
+        "Create the tenant after a passed dry run; the API key is shown this once",
+        {201: OnboardCompleted, 202: OnboardAccepted}, request=OnboardRequest, errors=(409, 412),
+        deadline_seconds=120.0,
+        parameters=(
+            Parameter("wait", "query", "seconds to wait: 201 if ACTIVE in time", {"type": "integer", "minimum": 0, "maximum": 60}),
+            Parameter("Idempotency-Key", "header", "a retry with this key gets the first response", {"type": "string", "maxLength": 200}),
+        ),
+    ),
+    Route(
+        "GET", "/api/v1/tenants/<tenant_id>", "tenant_status", OPERATOR, api._status,
+        "Status, plan and every provisioning step of a tenant",
+        {200: TenantStatusResponse}, errors=(404,),
+    ),
+    Route(
+        "GET", "/api/v1/tenants/<tenant_id>/overview", "tenant_overview", TENANT, api._overview,
+        "The tenant's row of tenant_comprehensive_view, with the tenant's own API key",
+        {200: TenantOverview}, errors=(404, 409),
+    ),
+    Route("GET", "/healthz", "healthz", PUBLIC, api._health, "Liveness and the wired backend", {200: HealthResponse}),
+    Route(
+        "GET", "/openapi.json", "healthz", PUBLIC, api._openapi, "This document",
+        {200: {"type": "object", "description": "an OpenAPI 3.1 document"}},
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/retry", "retry_tenant_steps", OPERATOR, api._retry,
+        "Re-drive the failed steps of a FAILED tenant",
+        {202: RetryAccepted}, errors=(404, 409),
+    ),
+    Route(
+        "GET", "/api/v1/dead-letters", "dead_letters", OPERATOR, api._dead_letters,
+        "Messages given up on, with reason and attempts",
+        {200: DeadLetterList}, errors=(422,),
+        parameters=(
+            Parameter("status", "query", "OPEN or RETRIED", {"type": "string", "enum": ["OPEN", "RETRIED"]}),
+            Parameter("tenant_id", "query", "only this tenant's dead letters"),
+        ),
+    ),
+    Route(
+        "POST", "/api/v1/billing/events", "billing_events_http", OPERATOR, billing._publish_billing_event,
+        "Publish one billing event on billing-events; its outcome shows in the audit trail",
+        {202: BillingEventAccepted}, request=BillingEvent,
+    ),
+    Route(
+        "GET", "/api/v1/tenants/<tenant_id>/events", "tenant_events_http", OPERATOR, billing._tenant_events,
+        "The tenant's audit trail of billing events",
+        {200: TenantEventsResponse}, errors=(404,),
+    ),
+    Route(
+        "POST", "/api/v1/tenants/purge-expired", "purge_expired_http", OPERATOR, billing._purge,
+        "Purge offboarded tenants past their retention",
+        {200: PurgeResponse}, deadline_seconds=540.0,
+    ),
+)  # fmt: skip
+
+HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(route.function for route in ROUTES))
+ROUTERS: dict[str, Router] = {name: Router([r for r in ROUTES if r.function == name]) for name in HTTP_FUNCTIONS}
+ALL_ROUTES = Router(ROUTES)
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route, served at `server_url`."""
+    return openapi_31(ROUTES, server_url)

@@ -105,8 +105,11 @@ class Route:
 
 
 def error_statuses(route: Route) -> tuple[int, ...]:
-    """Every error status `route` can answer: its own, its caller class's, its body's, and the router's."""
-    statuses = set(route.errors) | {405, 500, 503}
+    """Every error status `route` can answer: its own, its caller class's, its body's, and any backend's.
+
+    (A 405 belongs to no operation: it answers a method the path does not serve, with `Allow`.)
+    """
+    statuses = set(route.errors) | {500, 503}
     if route.caller is not Caller.PUBLIC:
         statuses |= {401, 403}
     if route.request is not None:

@@ -126,8 +126,6 @@ def _response(status: int, schema: Mapping[str, Any], route: Route) -> dict[str,
         headers["WWW-Authenticate"] = {"description": "the challenge of the route's credential", "schema": {"type": "string"}}
     if status in (201, 202) and route.function != "billing_events_http":
         headers["Location"] = {"description": "absolute URL of the tenant's status", "schema": {"type": "string", "format": "uri"}}
-    if status == 405:
-        headers["Allow"] = {"description": "the methods this path serves", "schema": {"type": "string"}}
     if headers:
         response["headers"] = headers
     return response
@@ -152,7 +150,13 @@ def api_gateway_config(
         parameters += [_parameter_20(p.name, p.location, p.description, p.schema) for p in route.parameters]
         if route.caller is Caller.TENANT:
             parameters.append(
-                {"name": "X-API-Key", "in": "header", "required": True, "type": "string", "description": "the tenant's API key"}
+                {
+                    "name": "X-API-Key",
+                    "in": "header",
+                    "required": False,
+                    "type": "string",
+                    "description": "the tenant's key, checked by the function",
+                }
             )
         backend: dict[str, Any] = {"address": backends[route.function], "path_translation": "APPEND_PATH_TO_ADDRESS"}
         if route.deadline_seconds is not None:

@@ -10,13 +10,16 @@ Usage: ./deploy.sh --project PROJECT_ID --region REGION [options]
 Creates or updates everything the onboarding control plane needs in one project:
 APIs, one service account per function, Pub/Sub topics with dead-letter topics,
 the Firestore database, the Cloud KMS key, the central BigQuery dataset and tables,
-every Cloud Function (2nd gen, Python 3.12) and the daily purge's Cloud Scheduler job.
+every Cloud Function (2nd gen, Python 3.12), the daily purge's Cloud Scheduler job, and
+one API Gateway in front of the HTTP functions: the single public URL, whose service
+account is the only invoker of those functions.
 
 Options:
   --project ID               Google Cloud project id (required)
   --region REGION            region of the functions, Firestore, KMS key (required), e.g. europe-west1
   --bigquery-location LOC    location of the BigQuery datasets (default: the region)
-  --invoker MEMBER           may call the HTTP functions, e.g. group:ops@example.com (repeatable)
+  --operator MEMBER          may call the operator routes, user:EMAIL or serviceAccount:EMAIL (repeatable);
+                             a Google ID token names no group, so groups are listed member by member
   --dry-run                  print every command, one per line after "+ ", and run none
   -h, --help                 this help
 
@@ -36,7 +39,7 @@ PROJECT=""
 REGION=""
 BQ_LOCATION=""
 DRY_RUN=0
-INVOKERS=()
+OPERATORS=()
 while (($#)); do
   case $1 in
     --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
@@ -45,8 +48,8 @@ while (($#)); do
     --region=*) REGION=${1#*=}; shift ;;
     --bigquery-location) BQ_LOCATION=${2:-}; shift 2 || die "--bigquery-location needs a value" ;;
     --bigquery-location=*) BQ_LOCATION=${1#*=}; shift ;;
-    --invoker) INVOKERS+=("${2:-}"); shift 2 || die "--invoker needs a value" ;;
-    --invoker=*) INVOKERS+=("${1#*=}"); shift ;;
+    --operator) OPERATORS+=("${2:-}"); shift 2 || die "--operator needs a value" ;;
+    --operator=*) OPERATORS+=("${1#*=}"); shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -56,8 +59,9 @@ done
 [[ -n $REGION ]] || { usage >&2; die "--region is required"; }
 [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "not a project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "not a region: $REGION"
-for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
-  [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
+for member in "${OPERATORS[@]+"${OPERATORS[@]}"}"; do
+  [[ $member =~ ^(group|domain): ]] && die "$member: an ID token names no group or domain; list its members as user: or serviceAccount:"
+  [[ $member =~ ^(user|serviceAccount):[^@[:space:],]+@[^@[:space:],]+$ ]] || die "not a user or service account member: $member"
 done
 
 cd "$(dirname "$0")"
@@ -162,6 +166,15 @@ settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$RE
 } <<<"$settings"
 KMS_KEY=projects/$PROJECT/locations/$REGION/keyRings/$KEY_RING/cryptoKeys/$CRYPTO_KEY
 
+# The front door. Operators ask for ID tokens with this audience (service accounts:
+# gcloud auth print-identity-token --impersonate-service-account=SA --audiences=AUDIENCE); a user's
+# gcloud token carries gcloud's own OAuth client id as its audience, accepted as well.
+API_ID=onboarding-api
+GATEWAY_ID=onboarding-gateway
+API_CONFIG_FILE=.deploy/$PROJECT/api-config.json
+OPERATOR_AUDIENCE=onboarding-operators-$PROJECT
+GCLOUD_USER_AUDIENCE=32555940559.apps.googleusercontent.com
+
 STEPS=(subscription quota dataset view)
 step_topic() {
   case $1 in
@@ -239,12 +252,13 @@ sa_email() {
   printf 'onb-%s@%s.iam.gserviceaccount.com' "${id//_/-}" "$PROJECT"
 }
 TRIGGER_SA=$(sa_email trigger)
+GATEWAY_SA=$(sa_email gateway)
 BUILD_SA=$(sa_email build)
 SA_NAMES=("${HTTP_FUNCTIONS[@]}")
 for step in "${STEPS[@]}"; do
   SA_NAMES+=("step_$step")
 done
-SA_NAMES+=(step_dead_letter "${EVENT_FUNCTIONS[@]}" trigger build)
+SA_NAMES+=(step_dead_letter "${EVENT_FUNCTIONS[@]}" trigger build gateway)
 
 FUNCTIONS=("${HTTP_FUNCTIONS[@]}")
 for step in "${STEPS[@]}"; do
@@ -269,7 +283,7 @@ run gcloud services enable \
   cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com pubsub.googleapis.com \
   firestore.googleapis.com bigquery.googleapis.com cloudkms.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com iam.googleapis.com logging.googleapis.com cloudresourcemanager.googleapis.com \
-  cloudscheduler.googleapis.com \
+  cloudscheduler.googleapis.com apigateway.googleapis.com servicemanagement.googleapis.com servicecontrol.googleapis.com \
   --project="$PROJECT"
 
 PROJECT_NUMBER=$(lookup '<project-number>' gcloud projects describe "$PROJECT" --format='value(projectNumber)')
@@ -277,7 +291,7 @@ PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceac
 
 # ---------------------------------------------------------------- service accounts
 
-note "service accounts: one per function, one for Eventarc triggers, one for builds"
+note "service accounts: one per function, one for Eventarc triggers, one for builds, one for the API gateway"
 for name in "${SA_NAMES[@]}"; do
   email=$(sa_email "$name")
   exists gcloud iam service-accounts describe "$email" --project="$PROJECT" ||
@@ -404,6 +418,38 @@ run env ONBOARDING_BACKEND=gcp ONBOARDING_ENV=production GOOGLE_CLOUD_PROJECT="$
   ONBOARDING_CENTRAL_DATASET="$CENTRAL_DATASET" ONBOARDING_BIGQUERY_LOCATION="$BQ_LOCATION" ONBOARDING_KMS_KEY_NAME="$KMS_KEY" \
   "$PYTHON" -m shared.bootstrap
 
+# ---------------------------------------------------------------- the front door: API Gateway
+
+# One public URL for every HTTP route. The gateway checks operators' Google ID tokens (issuer,
+# signature, audience) and calls each function as its own service account, the functions'
+# only invoker; each function checks the caller's token again (X-Forwarded-Authorization) and
+# its email against the operator list. The config is generated from the route table; an API
+# config cannot change once created, so its id carries a hash of its content.
+# https://cloud.google.com/api-gateway/docs/creating-api-config
+note "API Gateway $GATEWAY_ID (API $API_ID): every HTTP route, Google ID tokens checked on operator routes"
+"$PYTHON" -m scripts.api_config --project="$PROJECT" --region="$REGION" --audience="$OPERATOR_AUDIENCE" \
+  --audience="$GCLOUD_USER_AUDIENCE" --output="$API_CONFIG_FILE" >/dev/null
+API_CONFIG_ID=$API_ID-$("$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:12])' "$API_CONFIG_FILE")
+exists gcloud api-gateway apis describe "$API_ID" --project="$PROJECT" ||
+  run gcloud api-gateway apis create "$API_ID" --display-name="tenant onboarding" --project="$PROJECT"
+exists gcloud api-gateway api-configs describe "$API_CONFIG_ID" --api="$API_ID" --project="$PROJECT" ||
+  run gcloud api-gateway api-configs create "$API_CONFIG_ID" --api="$API_ID" --openapi-spec="$API_CONFIG_FILE" \
+    --backend-auth-service-account="$GATEWAY_SA" --project="$PROJECT"
+if exists gcloud api-gateway gateways describe "$GATEWAY_ID" --location="$REGION" --project="$PROJECT"; then
+  run gcloud api-gateway gateways update "$GATEWAY_ID" --api="$API_ID" --api-config="$API_CONFIG_ID" --location="$REGION" \
+    --project="$PROJECT"
+else
+  run gcloud api-gateway gateways create "$GATEWAY_ID" --api="$API_ID" --api-config="$API_CONFIG_ID" --location="$REGION" \
+    --project="$PROJECT"
+fi
+GATEWAY_HOST=$(lookup '<gateway-host>' gcloud api-gateway gateways describe "$GATEWAY_ID" --location="$REGION" \
+  --format='value(defaultHostname)' --project="$PROJECT")
+PUBLIC_URL=https://$GATEWAY_HOST
+# Location and status_url point at the gateway: the functions learn its URL from their environment.
+"$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$REGION" --bigquery-location="$BQ_LOCATION" \
+  --env-file="$ENV_FILE" --public-base-url="$PUBLIC_URL" --operator-audience="$OPERATOR_AUDIENCE" \
+  --operator-audience="$GCLOUD_USER_AUDIENCE" ${OPERATORS[@]+"${OPERATORS[@]/#/--operator=}"} >/dev/null
+
 # ---------------------------------------------------------------- functions
 
 deploy_function() {
@@ -433,14 +479,12 @@ wire_event_function() {
     --role=roles/pubsub.subscriber --project="$PROJECT" --format=none
 }
 
-note "HTTP functions (authenticated callers only)"
+note "HTTP functions: the gateway's account is their only invoker"
 for line in "${HTTP_TABLE[@]}"; do
   read -r name timeout _ <<<"$line"
   deploy_function "$name" "$name" "$name" --trigger-http --no-allow-unauthenticated --timeout="$timeout"
-  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
-    run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="$member" \
-      --project="$PROJECT" --format=none
-  done
+  run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="serviceAccount:$GATEWAY_SA" \
+    --project="$PROJECT" --format=none
 done
 
 note "step functions, one per step topic, retried then dead-lettered after $MAX_DELIVERY_ATTEMPTS deliveries"
@@ -489,5 +533,5 @@ schedule_topic "$RECONCILE_JOB" "$RECONCILE_SCHEDULE" "$TOPIC_RECONCILE" "Republ
 if ((DRY_RUN)); then
   note "dry run finished: nothing was created"
 else
-  note "done: 'gcloud functions describe dryrun --region=$REGION --project=$PROJECT' shows its URL"
+  note "done: the API is at $PUBLIC_URL (see README, 'Calling the deployed API')"
 fi

@@ -175,8 +175,10 @@ def test_groups_cannot_be_operators_because_a_token_carries_no_group() -> None:
     }
 
 
-def test_no_audience_or_no_member_is_a_configuration_error(issuer: LocalGoogleIssuer) -> None:
-    with pytest.raises(RuntimeError, match="audience"):
-        GoogleIdTokenAuthenticator([], ["user:a@x.com"], issuer.transport())
-    with pytest.raises(RuntimeError, match="no operator members"):
-        GoogleIdTokenAuthenticator([AUDIENCE], [], issuer.transport())
+def test_without_an_audience_or_a_member_nobody_is_admitted(issuer: LocalGoogleIssuer) -> None:
+    unconfigured = GoogleIdTokenAuthenticator([], ["user:a@x.com"], issuer.transport())
+    with pytest.raises(OperatorUnauthorized, match="no operator token audience"):
+        unconfigured.authenticate(issuer.token("a@x.com", AUDIENCE))
+    nobody = GoogleIdTokenAuthenticator([AUDIENCE], [], issuer.transport())
+    with pytest.raises(Forbidden):
+        nobody.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE))

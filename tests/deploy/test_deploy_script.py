@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import os
 import re
 import shlex
@@ -18,8 +20,11 @@ from pathlib import Path
 import flask
 import pytest
 import yaml
+from openapi_spec_validator import validate
 
 import main
+from functions.routes import HTTP_FUNCTIONS
+from scripts.api_config import gateway_config
 from scripts.stage_source import runtime_requirements
 from shared.config import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
@@ -30,6 +35,9 @@ PROJECT, REGION = "demo-project", "europe-west1"
 STEPS = ("subscription", "quota", "dataset", "view")
 CLOUD_CLIS = {"gcloud", "bq", "gsutil"}
 TRIGGER_SA = f"onb-trigger@{PROJECT}.iam.gserviceaccount.com"
+GATEWAY_SA = f"onb-gateway@{PROJECT}.iam.gserviceaccount.com"
+OPERATORS = ["user:ops@example.com", f"serviceAccount:onboarding-bot@{PROJECT}.iam.gserviceaccount.com"]
+OPERATOR_ARGS = [arg for member in OPERATORS for arg in ("--operator", member)]
 CENTRAL = f"projects/{PROJECT}/datasets/{load_settings().central_dataset}"
 
 
@@ -71,7 +79,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
         fake.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 99\n')
         fake.chmod(0o755)
     # When the dry run plans a deployment
-    result = _run_script("--dry-run", "--project", PROJECT, "--region", REGION, path_dir=fakes)
+    result = _run_script("--dry-run", "--project", PROJECT, "--region", REGION, *OPERATOR_ARGS, path_dir=fakes)
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
     return DryRun(result.stdout, commands, calls.read_text() if calls.exists() else "")
@@ -108,12 +116,53 @@ def test_every_function_is_deployed_gen2_python312_with_its_own_account(dry_run:
     assert len(set(by_entry_point.values())) == len(main.__all__)
 
 
-def test_http_functions_require_authentication(dry_run: DryRun) -> None:
+def test_http_functions_require_authentication_and_the_gateway_alone_may_invoke_them(dry_run: DryRun) -> None:
     deploys = _deploys(dry_run)
+    invokers = _invokers(dry_run)
     assert {"dryrun", "billing_events_http", "tenant_events_http", "purge_expired_http"} <= HTTP_ENTRY_POINTS
+    assert set(HTTP_FUNCTIONS) == HTTP_ENTRY_POINTS  # the route table names every HTTP function
     for name in HTTP_ENTRY_POINTS:
         assert "--trigger-http" in deploys[name] and "--no-allow-unauthenticated" in deploys[name]
         assert "--allow-unauthenticated" not in deploys[name]
+        assert invokers[name] == {f"serviceAccount:{GATEWAY_SA}"}, name
+
+
+def _gateway_commands(dry_run: DryRun) -> list[list[str]]:
+    return [command for command in dry_run.commands if command[1:2] == ["api-gateway"]]
+
+
+def test_one_api_gateway_fronts_every_route_with_a_config_generated_from_the_route_table(dry_run: DryRun) -> None:
+    commands = _gateway_commands(dry_run)
+    verbs = [tuple(command[2:4]) for command in commands]
+    assert verbs == [
+        ("apis", "describe"),
+        ("apis", "create"),
+        ("api-configs", "describe"),
+        ("api-configs", "create"),
+        ("gateways", "describe"),
+        ("gateways", "create"),
+        ("gateways", "describe"),  # its hostname, for the functions' absolute URLs
+    ]
+    config_create = commands[3]
+    assert _flag(config_create, "backend-auth-service-account") == GATEWAY_SA
+    config_path = ROOT / str(_flag(config_create, "openapi-spec"))
+    config = json.loads(config_path.read_text())
+    validate(config)  # a valid OpenAPI 2.0 document
+    assert config == gateway_config(PROJECT, REGION, [f"onboarding-operators-{PROJECT}", "32555940559.apps.googleusercontent.com"])
+    # The config id follows its content: a changed route table makes a new config, an unchanged one none.
+    assert config_create[4].endswith(hashlib.sha256(config_path.read_bytes()).hexdigest()[:12])
+    # The gateway exists before the functions are deployed with its URL.
+    first_deploy = next(index for index, command in enumerate(dry_run.commands) if command[:3] == ["gcloud", "functions", "deploy"])
+    assert dry_run.commands.index(commands[-1]) < first_deploy
+
+
+def test_the_functions_check_operators_google_id_tokens_and_link_to_the_gateway(dry_run: DryRun) -> None:
+    env = yaml.safe_load((ROOT / ".deploy" / PROJECT / "env.yml").read_text())
+    settings = load_settings(env)
+    assert settings.operator_auth == "google"
+    assert settings.auth.operator_members == tuple(OPERATORS)
+    assert settings.auth.operator_audiences == (f"onboarding-operators-{PROJECT}", "32555940559.apps.googleusercontent.com")
+    assert settings.auth.public_base_url == "https://<gateway-host>"  # the dry run's placeholder for the gateway's hostname
 
 
 def test_every_event_entry_point_is_retried_on_a_topic_and_invoked_by_the_trigger_account_only(dry_run: DryRun) -> None:
@@ -288,6 +337,7 @@ printf '%s\037' "$@" >> "$FAKE_LOG"
 printf '\n' >> "$FAKE_LOG"
 case "$*" in
   *"--format=value(projectNumber)"*) echo '<project-number>' ;;
+  *"--format=value(defaultHostname)"*) echo '<gateway-host>' ;;
   *"--format=value(eventTrigger.trigger)"*) echo "<eventarc-trigger-of-$3>" ;;
   *"--format=value(transport.pubsub.subscription)"*) echo "$4" | sed 's/eventarc-trigger-of/eventarc-subscription-of/' ;;
   *" describe "*) [ "$FAKE_EXISTING" = 1 ] || exit 1 ;;
@@ -318,7 +368,7 @@ def _real_run(tmp_path: Path, *, existing: bool) -> tuple[list[list[str]], str]:
         "FAKE_EXISTING": "1" if existing else "0",
     }
     result = subprocess.run(
-        [str(SCRIPT), "--project", PROJECT, "--region", REGION],
+        [str(SCRIPT), "--project", PROJECT, "--region", REGION, *OPERATOR_ARGS],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -348,7 +398,8 @@ def test_a_second_run_creates_nothing_and_converges_the_rest(dry_run: DryRun, tm
     assert not [call for call in calls if "create" in call[:5]]
     describes = [call for call in calls if "describe" in call[:5]]
     planned_creates = [command for command in dry_run.commands if command[0] == "gcloud" and "create" in command[:5]]
-    lookups = 1 + 2 * (len(STEPS) + 1)  # the project number; trigger and subscription of each step and billing_event
+    # the project number; trigger and subscription of each step and billing_event; the gateway's hostname
+    lookups = 1 + 2 * (len(STEPS) + 1) + 1
     assert len(describes) == len(planned_creates) + lookups
     assert len(_deploys(DryRun("", calls, ""))) == len(_deploys(dry_run))
 
@@ -372,7 +423,8 @@ def test_missing_or_unknown_arguments_exit_2_with_usage(args: list[str], message
     [
         (["--project", "Not_A_Project", "--region", REGION], "not a project id"),
         (["--project", PROJECT, "--region", "Europe West"], "not a region"),
-        (["--project", PROJECT, "--region", REGION, "--invoker", "ops@example.com"], "not an IAM member"),
+        (["--project", PROJECT, "--region", REGION, "--operator", "ops@example.com"], "not a user or service account member"),
+        (["--project", PROJECT, "--region", REGION, "--operator", "group:ops@example.com"], "an ID token names no group"),
     ],
 )
 def test_malformed_values_exit_2_before_anything_runs(args: list[str], message: str) -> None:
@@ -494,7 +546,7 @@ def test_every_printed_cloud_command_gets_past_argument_parsing(
     assert {command[0] for command in planned} == {"gcloud"}
     second_run, _ = _real_run(tmp_path, existing=True)
     updates = [call for call in second_run if "update" in call[:4] and _without_clock(call) not in map(_without_clock, planned)]
-    assert {tuple(call[1:3]) for call in updates} == {("iam", "roles"), ("scheduler", "jobs")}
+    assert {tuple(call[1:3]) for call in updates} == {("iam", "roles"), ("scheduler", "jobs"), ("api-gateway", "gateways")}
     planned += updates
     commands = _one_per_binding_shape(planned)
     assert len(commands) > len(planned) // 2

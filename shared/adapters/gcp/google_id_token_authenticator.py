@@ -49,15 +49,15 @@ class GoogleIdTokenAuthenticator(OperatorAuthenticator):
     """Verifies Google ID tokens for `audiences` and admits the listed operator emails."""
 
     def __init__(self, audiences: Sequence[str], members: Iterable[str], request: transport.Request | None = None) -> None:
-        if not audiences:
-            raise RuntimeError("operator ID tokens need an audience (ONBOARDING_OPERATOR_AUDIENCES)")
+        # Every function is built with this port, event functions and the bootstrap command too:
+        # unconfigured, it refuses every operator rather than stopping those that need none.
         self._audiences = list(audiences)
-        self._emails = operator_emails(members)
-        if not self._emails:
-            raise RuntimeError("no operator members configured (ONBOARDING_OPERATORS)")
+        self._emails = operator_emails(members)  # none: every identity is refused (403) until operators are listed
         self._request = request or google.auth.transport.requests.Request(requests.Session())
 
     def authenticate(self, credential: str) -> Operator:
+        if not self._audiences:
+            raise OperatorUnauthorized("no operator token audience is configured here (ONBOARDING_OPERATOR_AUDIENCES)")
         claims = self._verified_claims(credential)
         email = str(claims.get("email") or "").lower()
         if not email or claims.get("email_verified") is not True:

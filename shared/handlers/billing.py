@@ -23,7 +23,6 @@ from shared import sql
 from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import BillingDecision, TenantState
 from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
@@ -79,7 +78,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         new_plan=event.new_plan,
         known_plans=services.plans.plans.keys(),
         now=services.clock(),
-        retention=default_lifecycle_policy().retention,
+        retention=services.lifecycle.retention,
     )
     key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
     changed = decision.state is not state

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from schemas.events import ValidationRecorded
 from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationSummary
-from shared.domain.dryrun_config import CHECK_NAMES, DryRunConfig, load_dryrun_config
+from shared.domain.dryrun_config import CHECK_NAMES
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
 from shared.services import VALIDATIONS, Services, iso
@@ -24,21 +24,14 @@ def request_fingerprint(request: TenantRequest) -> str:
     return hashlib.sha256("\x1f".join(request.fingerprint_fields()).encode()).hexdigest()
 
 
-def _config_or_none() -> DryRunConfig | None:
-    try:
-        return load_dryrun_config()
-    except Exception:  # reported by the dryrun_config check itself
-        return None
-
-
 def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     """Validate an onboarding request without creating anything but the validation record."""
-    config = _config_or_none()
+    config = services.dryrun.config  # None when it did not load: the dryrun_config check reports why
     checks: list[CheckResult] = [
         run_check(name, config.checks[name] if config else name != "dryrun_config", request, services) for name in CHECK_NAMES
     ]
     if config is None:
-        checks[-1] = CheckResult(name="dryrun_config", passed=False, detail=_config_error())
+        checks[-1] = CheckResult(name="dryrun_config", passed=False, detail=services.dryrun.problem)
     passed = sum(check.passed for check in checks)
     all_passed = passed == len(checks)
     now = services.clock()
@@ -73,11 +66,3 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     )
     logger.info("dry run finished", extra={"tenant_id": request.tenant_id, "passed_checks": passed})
     return response
-
-
-def _config_error() -> str:
-    try:
-        load_dryrun_config()
-    except Exception as error:
-        return f"dryrun.yml does not load: {type(error).__name__}: {error}"[:300]
-    return "dryrun.yml could not be read"

@@ -8,7 +8,6 @@ from schemas.http import PurgeResponse, TenantEventRecord
 from shared import sql
 from shared.domain import tenant as transitions
 from shared.domain.identifiers import folded_tenant_id
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
 from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
@@ -32,7 +31,7 @@ def purge_expired_tenants(services: Services) -> PurgeResponse:
             purged.append(state.tenant_id)
     if purged:
         logger.info("offboarded tenants purged", extra={"purged": len(purged), "retained": retained})
-    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=default_lifecycle_policy().retention_days)
+    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=services.lifecycle.retention_days)
 
 
 def purge_tenant(services: Services, state: TenantState) -> bool:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
@@ -18,7 +17,7 @@ from shared.domain.identifiers import case_twin_problem, folded_tenant_id
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
-from shared.handlers.publishing import publish_event
+from shared.handlers.step_commands import publish_step, status_url
 from shared.ports import BackendError, Transaction
 from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, VALIDATIONS, Services
 
@@ -31,35 +30,6 @@ class OnboardResult:
 
     accepted: OnboardAccepted
     replayed: bool
-
-
-def status_url(tenant_id: str) -> str:
-    """Where to poll the tenant's progress."""
-    return f"/api/v1/tenants/{tenant_id}"
-
-
-def step_event_id(state: TenantState, step: str, generation: int) -> str:
-    """Deterministic, so a republished step command is recognized as the same event.
-
-    The tenant's creation time is part of it: a tenant id onboarded again after a purge
-    starts a new series of events instead of finding the old ones already processed.
-    """
-    return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
-
-
-def publish_step(services: Services, state: TenantState, step: str) -> None:
-    """Publish the command for one step of `state` on that step's topic."""
-    generation = state.steps[step].generation
-    command = StepRequested(
-        event_id=step_event_id(state, step, generation),
-        tenant_id=state.tenant_id,
-        step=step,  # type: ignore[arg-type]
-        generation=generation,
-        force_recreate_dataset=state.force_recreate_dataset,
-        force_recreate_tables=state.force_recreate_tables,
-        occurred_at=services.now(),
-    )
-    publish_event(services, getattr(services.settings.topics, step), command, tenant_id=state.tenant_id)
 
 
 def _idempotency_doc_id(key: str) -> str:

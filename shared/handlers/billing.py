@@ -27,7 +27,7 @@ from shared.domain.tenant import BillingDecision, TenantState
 from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
-from shared.handlers.steps import load_tenant
+from shared.handlers.tenant_store import load_tenant
 from shared.ports import Transaction
 from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services
 

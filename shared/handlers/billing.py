@@ -29,11 +29,10 @@ from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
 from shared.handlers.tenant_store import load_tenant
 from shared.ports import Transaction
-from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services
+from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services
 
 logger = logging.getLogger(__name__)
 
-TENANT_EVENTS = "tenant_events"
 _SYNC_ROUNDS = 5
 _AUDIT_LIMIT = 10_000
 

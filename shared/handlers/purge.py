@@ -9,9 +9,8 @@ from shared import sql
 from shared.domain import tenant as transitions
 from shared.domain.identifiers import folded_tenant_id
 from shared.domain.tenant import TenantState
-from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, Services
+from shared.services import IDEMPOTENCY_KEYS, TENANT_EVENTS, TENANT_IDS, TENANTS, Services
 
 logger = logging.getLogger(__name__)
 PURGE_SOURCE = "retention-policy"

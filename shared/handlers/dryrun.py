@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import timedelta
@@ -10,6 +9,7 @@ from datetime import timedelta
 from schemas.events import ValidationRecorded
 from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationSummary
 from shared.domain.dryrun_config import CHECK_NAMES
+from shared.domain.identifiers import request_fingerprint
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
 from shared.services import VALIDATIONS, Services, iso
@@ -17,11 +17,6 @@ from shared.services import VALIDATIONS, Services, iso
 logger = logging.getLogger(__name__)
 
 _FALLBACK_TTL_MINUTES = 15
-
-
-def request_fingerprint(request: TenantRequest) -> str:
-    """A stable id of the four values a dry run vouches for."""
-    return hashlib.sha256("\x1f".join(request.fingerprint_fields()).encode()).hexdigest()
 
 
 def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:

@@ -13,9 +13,8 @@ from typing import Any
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
-from shared.domain.identifiers import case_twin_problem, folded_tenant_id
+from shared.domain.identifiers import case_twin_problem, folded_tenant_id, request_fingerprint
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
-from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.step_commands import publish_step, status_url
 from shared.ports import BackendError, Transaction

@@ -24,7 +24,7 @@ from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.tenant import BillingDecision, TenantState
-from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
+from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
 from shared.handlers.tenant_store import load_tenant

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.http import DeadLetterEntry
+from shared.domain.documents import DeadLetterDocument
 from shared.logging_setup import redact
 from shared.services import DEAD_LETTERS, Services
 
@@ -36,7 +36,7 @@ def record_dead_letter(
     event_id: str | None,
 ) -> bool:
     """Record a dead letter in `dead_letters` (create-if-absent: a redelivery is recorded once); True if new."""
-    entry = DeadLetterEntry(
+    document = DeadLetterDocument(
         id=letter_id,
         status="OPEN",
         source=source,
@@ -48,14 +48,15 @@ def record_dead_letter(
         payload_preview=redact(data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")),
         dead_lettered_at=services.now(),
     )
-    return services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
+    return services.documents.create(DEAD_LETTERS, letter_id, document.model_dump())
 
 
 def mark_retried(services: Services, tenant_id: str) -> int:
     """Mark the tenant's open dead letters RETRIED; returns how many."""
     marked = 0
-    for doc in services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=1000):
-        if doc.get("status") == "OPEN":
-            services.documents.set(DEAD_LETTERS, doc["id"], {**doc, "status": "RETRIED"})
+    for raw in services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=1000):
+        document = DeadLetterDocument.model_validate(raw)
+        if document.status == "OPEN":
+            services.documents.set(DEAD_LETTERS, document.id, document.model_copy(update={"status": "RETRIED"}).model_dump())
             marked += 1
     return marked

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from schemas.events import StepRequested
 from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
+from shared.domain.documents import DeadLetterDocument
 from shared.domain.errors import InvalidRequest, PermanentEventError
 from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
@@ -103,6 +104,23 @@ def list_dead_letters(services: Services, status: str | None = None, tenant_id: 
     else:
         wanted = [status] if status else list(DEAD_LETTER_STATUSES)
         raw = [doc for name in wanted for doc in services.documents.find(DEAD_LETTERS, "status", name, limit=limit)]
-    entries = [DeadLetterEntry.model_validate(doc) for doc in raw if status is None or doc.get("status") == status]
+    documents = [DeadLetterDocument.model_validate(doc) for doc in raw]
+    entries = [_entry(document) for document in documents if status is None or document.status == status]
     entries.sort(key=lambda entry: entry.dead_lettered_at, reverse=True)
     return DeadLetterList(count=len(entries[:limit]), dead_letters=entries[:limit])
+
+
+def _entry(document: DeadLetterDocument) -> DeadLetterEntry:
+    """The HTTP view of a stored dead letter."""
+    return DeadLetterEntry(
+        id=document.id,
+        status=document.status,
+        source=document.source,
+        reason=document.reason,
+        attempts=document.attempts,
+        tenant_id=document.tenant_id,
+        step=document.step,
+        event_id=document.event_id,
+        payload_preview=document.payload_preview,
+        dead_lettered_at=document.dead_lettered_at,
+    )

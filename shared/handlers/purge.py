@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from schemas.http import PurgeResponse, TenantEventRecord
+from schemas.http import PurgeResponse
 from shared import sql
 from shared.domain import tenant as transitions
+from shared.domain.documents import TenantEventDocument
 from shared.domain.identifiers import folded_tenant_id
 from shared.domain.tenant import TenantState
 from shared.ports import Transaction
@@ -40,7 +41,7 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
     for statement in sql.statements(sql.render("delete_tenant_rows", central=services.central)):
         services.warehouse.execute(statement, {"tenant_id": tenant_id})
     now = services.clock()
-    record = TenantEventRecord(
+    record = TenantEventDocument(
         event_id=f"{tenant_id}.purged.{state.incarnation}",
         tenant_id=tenant_id,
         type="tenant_purged",

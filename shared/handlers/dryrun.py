@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from schemas.events import ValidationRecorded
 from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationSummary
+from shared.domain.documents import StoredCheck, StoredCheckCounts, StoredTenantRequest, ValidationDocument
 from shared.domain.dryrun_config import CHECK_NAMES
 from shared.domain.identifiers import request_fingerprint
 from shared.handlers.checks import run_check
@@ -42,9 +43,8 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         ready_for_onboarding=all_passed,
         expires_at=iso(now + ttl),
     )
-    record = response.model_dump()
-    record.update({"fingerprint": request_fingerprint(request), "created_at": iso(now), "request": request.model_dump()})
-    services.documents.set(VALIDATIONS, response.validation_id, record)
+    record = _validation_document(response, request, created_at=iso(now))
+    services.documents.set(VALIDATIONS, response.validation_id, record.model_dump())
     publish_event(
         services,
         services.settings.topics.validations,
@@ -61,3 +61,29 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     )
     logger.info("dry run finished", extra={"tenant_id": request.tenant_id, "passed_checks": passed})
     return response
+
+
+def _validation_document(response: DryRunResponse, request: TenantRequest, created_at: str) -> ValidationDocument:
+    """What `validations/{id}` keeps of a dry run: its answer, plus the request and its fingerprint for onboarding to find."""
+    summary = response.validation_summary
+    return ValidationDocument(
+        status=response.status,
+        validation_id=response.validation_id,
+        tenant_id=response.tenant_id,
+        subscription_plan=response.subscription_plan,
+        checks=[StoredCheck(name=check.name, passed=check.passed, detail=check.detail) for check in response.checks],
+        validation_summary=StoredCheckCounts(
+            total_checks=summary.total_checks, passed=summary.passed, failed=summary.failed, all_passed=summary.all_passed
+        ),
+        message=response.message,
+        ready_for_onboarding=response.ready_for_onboarding,
+        expires_at=response.expires_at,
+        fingerprint=request_fingerprint(request),
+        created_at=created_at,
+        request=StoredTenantRequest(
+            tenant_id=request.tenant_id,
+            company_name=request.company_name,
+            admin_email=request.admin_email,
+            subscription_plan=request.subscription_plan,
+        ),
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
+from shared.domain.documents import ValidationDocument
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
 from shared.domain.identifiers import case_twin_problem, folded_tenant_id, request_fingerprint
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
@@ -36,8 +37,9 @@ def _idempotency_doc_id(key: str) -> str:
 
 
 def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
-    for record in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
-        if record.get("ready_for_onboarding") and datetime.fromisoformat(record["expires_at"]) > now:
+    for raw in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
+        record = ValidationDocument.model_validate(raw)
+        if record.ready_for_onboarding and datetime.fromisoformat(record.expires_at) > now:
             return
     raise DryRunRequired(
         "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",

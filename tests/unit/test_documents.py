@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from shared.domain.documents import DeadLetterDocument, IdempotencyRecord, TenantEventDocument, ValidationDocument
+from shared.services import Services
 
 # Each as the handlers wrote it when the HTTP model was the storage format.
 STORED_DEAD_LETTER: dict[str, Any] = {
@@ -96,3 +97,16 @@ def test_a_document_with_an_unknown_field_is_refused(model: type[BaseModel], sto
 def test_an_idempotency_record_from_before_records_had_ids_still_reads() -> None:
     older = {name: value for name, value in STORED_IDEMPOTENCY_RECORD.items() if name != "id"}
     assert IdempotencyRecord.model_validate(older).id is None
+
+
+def test_a_dry_run_stores_its_validation_in_the_format_onboarding_reads(services: Services) -> None:
+    from schemas.http import TenantRequest
+    from shared.handlers.dryrun import run_dry_run
+    from shared.services import VALIDATIONS
+    from tests.conftest import SEED_REQUEST
+
+    response = run_dry_run(TenantRequest.model_validate(SEED_REQUEST), services)
+    stored = services.documents.get(VALIDATIONS, response.validation_id)
+    assert stored is not None and set(stored) == set(STORED_VALIDATION) and set(stored["request"]) == set(STORED_VALIDATION["request"])
+    document = ValidationDocument.model_validate(stored)
+    assert document.ready_for_onboarding and document.checks[0].name == response.checks[0].name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -110,3 +111,19 @@ def test_a_dry_run_stores_its_validation_in_the_format_onboarding_reads(services
     assert stored is not None and set(stored) == set(STORED_VALIDATION) and set(stored["request"]) == set(STORED_VALIDATION["request"])
     document = ValidationDocument.model_validate(stored)
     assert document.ready_for_onboarding and document.checks[0].name == response.checks[0].name
+
+
+def test_an_onboarding_with_an_idempotency_key_stores_the_replay_record_in_its_format(services: Services) -> None:
+    from schemas.http import OnboardRequest, TenantRequest
+    from shared.handlers.dryrun import run_dry_run
+    from shared.handlers.onboard import onboard
+    from shared.services import IDEMPOTENCY_KEYS
+    from tests.conftest import SEED_REQUEST
+
+    run_dry_run(TenantRequest.model_validate(SEED_REQUEST), services)
+    first = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
+    stored = services.documents.get(IDEMPOTENCY_KEYS, hashlib.sha256(b"key-1").hexdigest())
+    assert stored is not None and set(stored) == set(STORED_IDEMPOTENCY_RECORD)
+    assert set(stored["response"]) == set(STORED_IDEMPOTENCY_RECORD["response"]) and "api_key" not in stored["response"]
+    again = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
+    assert again.replayed and again.accepted == first.accepted

@@ -1,20 +1,22 @@
 """SQL written once in BigQuery's dialect; identifiers are spliced in only after validation.
 
-Splitting a script and reading a CREATE TABLE's columns need no SQL parser for the files we
-write, so Google Cloud mode runs without sqlglot (only the DuckDB adapter transpiles);
-tests/unit/test_sql.py checks both against sqlglot for every file here.
+Splitting a script and reading a CREATE TABLE's columns need no SQL parser (so Google Cloud
+mode does not load sqlglot, which only the embedded warehouse needs to transpile).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 from shared.domain.identifiers import dataset_identifier
 
 _DIR = Path(__file__).parent
+_CREATE_TABLE = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([^`\s(]+)`?\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL
+)
+_CONSTRAINT = re.compile(r"\s+(?:NOT\s+NULL|DEFAULT|OPTIONS|PRIMARY\s+KEY|COLLATE)\b.*$", re.IGNORECASE | re.DOTALL)
 
 
 @cache
@@ -31,41 +33,48 @@ def render(name: str, *, central: str = "", dataset: str = "", tenant_id: str = 
     )
 
 
-def _code_and_quoted(sql: str) -> Iterator[tuple[str, bool]]:
-    """The script in pieces, each either code or a quoted literal or identifier; `--` comments dropped."""
-    position = 0
-    for match in re.finditer(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|--[^\n]*", sql):
-        yield sql[position : match.start()], False
-        if not match.group().startswith("--"):
-            yield match.group(), True
-        position = match.end()
-    yield sql[position:], False
-
-
-def _split_top_level(text: str, separator: str, brackets: str = "") -> list[str]:
-    """`text` split at `separator` where it is not quoted, nor inside a pair of `brackets` (e.g. "()<>")."""
-    opening, closing = brackets[0::2], brackets[1::2]
-    parts, current, depth = [], "", 0
-    for piece, quoted in _code_and_quoted(text):
-        if quoted:
-            current += piece
+def _split(text: str, separator: str, *, angle_brackets: bool = False) -> list[str]:
+    """`text` cut at `separator` outside quotes, comments and brackets; comments dropped, parts stripped."""
+    openers, closers = ("(<", ")>") if angle_brackets else ("(", ")")
+    parts: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    depth = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is not None:
+            current.append(char)
+            if char == "\\" and quote != "`" and index + 1 < len(text):
+                current.append(text[index + 1])
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "'\"`":
+            quote = char
+            current.append(char)
+        elif text.startswith("--", index) or char == "#":
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
             continue
-        for char in piece:
-            depth += (char in opening) - (char in closing)
-            if char == separator and depth == 0:
-                parts.append(current)
-                current = ""
-            else:
-                current += char
-    return [part.strip() for part in [*parts, current] if part.strip()]
+        elif text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            index = len(text) if end < 0 else end + 2
+            continue
+        elif char == separator and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            depth += (char in openers) - (char in closers)
+            current.append(char)
+        index += 1
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
 
 
 def statements(sql: str) -> list[str]:
     """Split a script into single statements (each adapter runs one at a time)."""
-    return _split_top_level(sql, ";")
-
-
-_CREATE_TABLE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([\w.-]+)`?\s*\((.*)\)\s*$", re.I | re.S)
+    return _split(sql, ";")
 
 
 def declared_columns(ddl: str) -> dict[str, dict[str, str]]:
@@ -75,20 +84,9 @@ def declared_columns(ddl: str) -> dict[str, dict[str, str]]:
         match = _CREATE_TABLE.match(statement)
         if match is None:
             continue
-        table_name = match.group(1).rsplit(".", 1)[-1]
-        columns = (column.split(None, 1) for column in _split_top_level(match.group(2), ",", "()<>[]"))
-        tables[table_name] = {name.strip("`"): _column_type(definition) for name, definition in columns}
+        columns: dict[str, str] = {}
+        for definition in _split(match.group(2), ",", angle_brackets=True):
+            name, _, rest = definition.partition(" ")
+            columns[name.strip("`")] = " ".join(_CONSTRAINT.sub("", rest).split()).upper()
+        tables[match.group(1).rsplit(".", 1)[-1]] = columns
     return tables
-
-
-def _column_type(definition: str) -> str:
-    """The type at the start of a column definition, e.g. `INT64` of `INT64 NOT NULL`, with nested brackets whole."""
-    depth = 0
-    for index, char in enumerate(definition):
-        depth += (char in "(<") - (char in ")>")
-        if char.isspace() and depth == 0:
-            kind = definition[:index]
-            break
-    else:
-        kind = definition
-    return kind.upper() if kind.isalnum() else kind

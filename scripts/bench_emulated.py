@@ -23,9 +23,8 @@ from functions.local import LocalPlatform
 from scripts.bench import percentile, request_body
 from scripts.emulate import Topology
 from scripts.emulators import Emulators
-from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.adapters.local_operator_authenticator import TOKEN_FILE
+from shared.bootstrap import build_embedded_services, load_settings
 
 
 def onboarding_times(url: str, operator_token: str, tenants: int, prefix: str) -> tuple[list[float], list[float]]:

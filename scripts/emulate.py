@@ -39,8 +39,8 @@ from functions.routes import HTTP_FUNCTIONS, ROUTES
 from functions.topology import EVENT_TRIGGERS
 from schemas.http import ErrorDetail, ErrorResponse
 from scripts.emulators import ROOT, Emulators, Service, free_port, free_ports
-from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator, load_or_create_token
-from shared.config import load_settings
+from shared.adapters.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator, load_or_create_token
+from shared.bootstrap import load_settings
 from shared.domain.errors import DomainError, OperatorUnauthorized
 from shared.entrypoints.http import Caller, Route
 from shared.handlers.dead_letters import dead_letter_topic

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator
 from shared.adapters.gcp.google_id_token_authenticator import GoogleIdTokenAuthenticator, operator_emails
+from shared.adapters.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator
 from shared.domain.errors import Forbidden, OperatorUnauthorized
 from shared.logging_setup import configure_logging
 from shared.ports import BackendUnavailable, OperatorAuthenticator

@@ -26,7 +26,7 @@ import main
 from functions.routes import HTTP_FUNCTIONS
 from scripts.api_config import gateway_config
 from scripts.stage_source import runtime_requirements
-from shared.config import load_settings
+from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from scripts.emulators import free_port
-from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
+from shared.adapters.local_operator_authenticator import TOKEN_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from functions.routes import ROUTES
-from shared.adapters.embedded.local_operator_authenticator import TOKEN_FILE
 from shared.adapters.gcp.google_id_token_authenticator import GoogleIdTokenAuthenticator
+from shared.adapters.local_operator_authenticator import TOKEN_FILE
 from shared.bootstrap import build_embedded_services
 from shared.entrypoints.http import Caller, Route
 from shared.logging_setup import configure_logging

@@ -1,4 +1,4 @@
-"""LocalOperatorAuthenticator: one shared bearer token for operators; development only."""
+"""LocalOperatorAuthenticator: one shared bearer token for operators (make run, make emulate); never in production."""
 
 from __future__ import annotations
 

@@ -61,8 +61,8 @@ class RunningServer:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return time.monotonic() - started
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or too busy starting to answer within the second
             time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.gcp.google_id_token_authenticator import GoogleIdTokenAuthenticator, operator_emails
+from shared.adapters.gcp.google_id_token_authenticator import CachingCertsRequest, GoogleIdTokenAuthenticator, operator_emails
 from shared.adapters.local_operator_authenticator import TOKEN_FILE, LocalOperatorAuthenticator
 from shared.domain.errors import Forbidden, OperatorUnauthorized
 from shared.logging_setup import configure_logging
@@ -155,6 +155,28 @@ def test_a_token_google_would_not_vouch_for_is_unauthorized(
 ) -> None:
     with pytest.raises(OperatorUnauthorized, match=reason):
         google.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE, **claims))
+
+
+def test_the_certificates_are_fetched_once_per_cache_lifetime(issuer: LocalGoogleIssuer) -> None:
+    now = [1000.0]
+    issuer.max_age = 60
+    cached = CachingCertsRequest(issuer.transport(), clock=lambda: now[0])
+    google = GoogleIdTokenAuthenticator([AUDIENCE], [f"serviceAccount:{OPERATOR_EMAIL}"], cached)
+    for _ in range(3):
+        google.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE))
+    assert issuer.fetches == 1
+    now[0] += 61  # past the certificates' max-age: fetched again
+    google.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE))
+    assert issuer.fetches == 2
+
+
+def test_a_failed_fetch_is_not_cached(issuer: LocalGoogleIssuer) -> None:
+    google = GoogleIdTokenAuthenticator([AUDIENCE], [f"serviceAccount:{OPERATOR_EMAIL}"], issuer.transport())
+    issuer.certs_status = 503
+    with pytest.raises(BackendUnavailable):
+        google.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE))
+    issuer.certs_status = 200
+    assert google.authenticate(issuer.token(OPERATOR_EMAIL, AUDIENCE)).subject == OPERATOR_EMAIL
 
 
 def test_certificates_out_of_reach_are_a_backend_failure_not_the_callers(

@@ -60,6 +60,7 @@ class _CertsAdapter(requests.adapters.BaseAdapter):
             return response
         response.status_code = 200
         response.headers["Content-Type"] = "application/json"
+        response.headers["Cache-Control"] = f"public, max-age={self.issuer.max_age}, must-revalidate, no-transform"
         response._content = json.dumps(self.issuer.certs).encode()
         return response
 
@@ -76,6 +77,7 @@ class LocalGoogleIssuer:
         self._signer = crypt.RSASigner.from_string(private_pem, key_id=key_id)
         self.certs = {key_id: certificate_pem.decode()}
         self.certs_status = 200
+        self.max_age = 21600
         self.fetches = 0
 
     def transport(self) -> google.auth.transport.requests.Request:

@@ -14,7 +14,10 @@ function reached any other way is no weaker than the front door.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import google.auth.exceptions
@@ -28,6 +31,39 @@ from shared.ports import BackendUnavailable, Operator, OperatorAuthenticator
 
 _MEMBER_KINDS = ("user:", "serviceAccount:")
 _CLOCK_SKEW_SECONDS = 10
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+_DEFAULT_CERTS_SECONDS = 300
+
+
+class CachingCertsRequest(transport.Request):
+    """A transport that keeps each successful GET for as long as its Cache-Control allows.
+
+    google-auth fetches Google's certificates on every verification; Google publishes them
+    with a Cache-Control max-age and asks verifiers to cache them
+    (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken),
+    so a warm function verifies a token without a round trip.
+    """
+
+    def __init__(self, inner: transport.Request, clock: Callable[[], float] = time.monotonic) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[float, transport.Response]] = {}
+
+    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        if method != "GET" or body is not None:
+            return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
+        with self._lock:
+            cached = self._cached.get(url)
+            if cached is not None and cached[0] > self._clock():
+                return cached[1]
+        response = self._inner(url, method=method, headers=headers, timeout=timeout, **kwargs)
+        if response.status == 200:
+            match = _MAX_AGE.search(response.headers.get("cache-control", "") or response.headers.get("Cache-Control", ""))
+            lifetime = int(match.group(1)) if match else _DEFAULT_CERTS_SECONDS
+            with self._lock:
+                self._cached[url] = (self._clock() + lifetime, response)
+        return response
 
 
 def operator_emails(members: Iterable[str]) -> frozenset[str]:
@@ -53,7 +89,8 @@ class GoogleIdTokenAuthenticator(OperatorAuthenticator):
         # unconfigured, it refuses every operator rather than stopping those that need none.
         self._audiences = list(audiences)
         self._emails = operator_emails(members)  # none: every identity is refused (403) until operators are listed
-        self._request = request or google.auth.transport.requests.Request(requests.Session())
+        request = request or google.auth.transport.requests.Request(requests.Session())
+        self._request = request if isinstance(request, CachingCertsRequest) else CachingCertsRequest(request)
 
     def authenticate(self, credential: str) -> Operator:
         if not self._audiences:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shared.adapters.guarded import CallGuard, GuardedDocumentStore, GuardedEventBus, GuardedKeyManager, GuardedWarehouse
+from shared.cloud_profile import CloudProfile, profile_for
 from shared.config import Settings, load_settings
 from shared.domain.plans import default_plans
 from shared.faults import FaultInjector, injector_for
@@ -28,13 +29,14 @@ def build_services(settings: Settings | None = None) -> Services:
         # Imported only here so the embedded path never loads the Google client libraries.
         wiring = importlib.import_module("shared.adapters.gcp.wiring")
         build: Callable[[Settings], Services] = wiring.build_gcp_services
+        profile_for(settings)  # refuses ONBOARDING_CLOUD_PROFILE on the real backends
         return guard_services(build(settings), injector_for(settings))
     return build_embedded_services(settings)
 
 
-def guard_services(services: Services, faults: FaultInjector | None) -> Services:
-    """Every port behind a CallGuard: per-call deadline, bounded retry with jitter, injected faults."""
-    guard = CallGuard(services.settings.calls, faults)
+def guard_services(services: Services, faults: FaultInjector | None, profile: CloudProfile | None = None) -> Services:
+    """Every port behind a CallGuard: per-call deadline, bounded retry with jitter, injected faults, the cloud profile."""
+    guard = CallGuard(services.settings.calls, faults, profile)
     return replace(
         services,
         documents=GuardedDocumentStore(services.documents, guard),
@@ -55,9 +57,11 @@ def build_embedded_services(settings: Settings) -> Services:
 
     data_dir = settings.data_dir
     faults = injector_for(settings)
+    profile = profile_for(settings)
     keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)
     documents = SqliteDocumentStore(data_dir / "documents.db", busy_timeout=settings.calls.timeout_seconds)
-    bus = SqliteEventBus(data_dir / "events.db", settings.event_bus, faults=faults)
+    bus_settings = settings.event_bus if profile is None else profile.bus_settings(settings.event_bus)
+    bus = SqliteEventBus(data_dir / "events.db", bus_settings, faults=faults)
     warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb", timeout_seconds=settings.calls.timeout_seconds)
 
     def embedded_credentials() -> tuple[bool, str]:
@@ -75,7 +79,7 @@ def build_embedded_services(settings: Settings) -> Services:
         plans=default_plans(),
         credentials=Credentials(check=embedded_credentials),
     )
-    return guard_services(services, faults)
+    return guard_services(services, faults, profile)
 
 
 def main() -> None:

@@ -264,8 +264,10 @@ class CloudProfile:
         if port == "documents":
             return self._firestore(method, subject, fn)
         if port == "keys":
+            self._count("kms_operations")
             self.wait("kms.crypt")
         elif port == "bus" and method == "publish":
+            self._count("pubsub_publishes")
             self.wait("pubsub.publish")
         return fn()
 
@@ -286,6 +288,8 @@ class CloudProfile:
             self.wait("firestore.begin")
             profiled = _ProfiledTransaction(transaction, self)
             result = fn(profiled)
+            self._count("firestore_reads", profiled.reads)
+            self._count("firestore_writes", len(profiled.written))
             self.wait("firestore.commit")
             for key in sorted(profiled.written):
                 if not self._take_write(key):
@@ -310,14 +314,17 @@ class CloudProfile:
                 if warm:
                     self._idle_instances[subscription] -= 1
                 self.counts["deliveries"] += 1
+            started = time.monotonic()
             if not warm:
                 self._count("cold_starts")
                 self.wait("functions.cold_start")
             try:
                 handler(message)
             finally:
+                busy_ms = round((time.monotonic() - started) / self.scale * 1000)
                 with self._lock:
                     self._idle_instances[subscription] += 1
+                    self.counts["function_busy_ms"] += busy_ms
 
         return deliver
 
@@ -337,6 +344,9 @@ class CloudProfile:
             kind, table = WAREHOUSE_METHOD_KINDS[method], subject
         else:
             kind, table = classify_sql(subject or "")
+            if kind != "ddl":
+                # On-demand billing has a 10 MB minimum per table referenced (https://cloud.google.com/bigquery/pricing).
+                self._count("bigquery_tables_referenced", len(set(_TARGET.findall(subject or ""))))
         return with_rate_limit_backoff(
             f"bigquery {kind}",
             lambda: self.job(kind, table, fn),
@@ -416,10 +426,13 @@ class CloudProfile:
     # --- Firestore ------------------------------------------------------------------------
     def _firestore(self, method: str, subject: str | None, fn: Callable[[], T]) -> T:
         if method == "get":
+            self._count("firestore_reads")
             self.wait("firestore.read")
         elif method == "find":
+            self._count("firestore_queries")
             self.wait("firestore.query")
         elif method in ("create", "set", "delete"):
+            self._count("firestore_deletes" if method == "delete" else "firestore_writes")
             self.wait("firestore.commit")
             if subject is not None and not self._take_write(subject):
                 self._count("firestore_contention_errors")
@@ -448,8 +461,10 @@ class _ProfiledTransaction(Transaction):
         self._inner = inner
         self._profile = profile
         self.written: set[str] = set()
+        self.reads = 0
 
     def get(self, collection: str, doc_id: str) -> Document | None:
+        self.reads += 1
         self._profile.wait("firestore.read")
         return self._inner.get(collection, doc_id)
 

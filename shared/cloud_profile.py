@@ -101,6 +101,9 @@ PUSH_MAX_BACKOFF_SECONDS = 600.0
 # A function scales out to 100 instances unless max instances is set (FUNCTIONS_MAX_INSTANCES);
 # each 2nd gen event function instance handles one delivery at a time here.
 FUNCTION_MAX_INSTANCES = 100
+# deploy.sh deploys the step functions with --timeout=300s: a delivery still running then has
+# failed, and Pub/Sub delivers the message again (https://cloud.google.com/functions/docs/configuring/timeout).
+STEP_FUNCTION_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -329,10 +332,15 @@ class CloudProfile:
         return deliver
 
     def bus_settings(self, settings: EventBusSettings) -> EventBusSettings:
-        """The embedded bus configured as deploy.sh configures Pub/Sub: push backoff 10-600 s, functions scaled out."""
+        """The embedded bus configured as deploy.sh configures Pub/Sub: push backoff 10-600 s, functions scaled out, 300 s timeout.
+
+        The handler deadline never drops below the configured one: our own CPU time does not
+        shrink with the time scale, and must not turn into timeouts Google Cloud would not have.
+        """
         return settings.model_copy(
             update={
                 "workers": FUNCTION_MAX_INSTANCES,
+                "ack_deadline_seconds": max(settings.ack_deadline_seconds, STEP_FUNCTION_TIMEOUT_SECONDS * self.scale),
                 "min_backoff_seconds": PUSH_MIN_BACKOFF_SECONDS * self.scale,
                 "max_backoff_seconds": PUSH_MAX_BACKOFF_SECONDS * self.scale,
             }

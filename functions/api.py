@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from functions.serving import serve
 from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
 from shared.entrypoints.http import json_response, public_url, read_json
@@ -79,13 +80,6 @@ def _retry(request: flask.Request, tenant_id: str) -> flask.Response:
 def _dead_letters(request: flask.Request) -> flask.Response:
     args = request.args
     return json_response(list_dead_letters(get_services(), status=args.get("status"), tenant_id=args.get("tenant_id")))
-
-
-def serve(function: str, request: flask.Request) -> flask.Response:
-    """Dispatch `request` among the routes the table gives to `function`."""
-    from functions.routes import ROUTERS  # the table imports this module's views
-
-    return ROUTERS[function].dispatch(request)
 
 
 def _openapi(request: flask.Request) -> flask.Response:

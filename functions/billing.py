@@ -6,7 +6,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from functions.api import serve
+from functions.serving import serve
 from schemas.events import BillingEvent
 from schemas.http import BillingEventAccepted
 from shared.entrypoints.events import handle_dead_letter, handle_event

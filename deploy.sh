@@ -189,11 +189,13 @@ RECONCILE_JOB=tenant-reconcile-every-5-minutes
 RECONCILE_SCHEDULE='*/5 * * * *'
 TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE")
 
-# Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
-# bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
+# Deleting a dataset with its tables needs bigquery.datasets.delete and bigquery.tables.delete
+# (https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets); no predefined role short of
+# bigquery.dataOwner (which may also rewrite dataset access) has the first: the purge and the dataset step
+# (which recreates an orphan dataset when asked to) get this custom role, on tenant datasets only.
 PURGE_ROLE_ID=onboardingDatasetPurger
 PURGE_ROLE=projects/$PROJECT/roles/$PURGE_ROLE_ID
-PURGE_PERMISSIONS=bigquery.datasets.get,bigquery.datasets.delete,bigquery.tables.list,bigquery.tables.delete
+PURGE_PERMISSIONS=bigquery.datasets.delete,bigquery.tables.delete
 
 # Roles are written ROLE (project-wide), ROLE@central (the central dataset only),
 # ROLE@tenant-datasets (every dataset but the central one), ROLE@topic:NAME or ROLE@key (the KMS key);
@@ -207,9 +209,10 @@ PURGE_GRANTS="datastore.user bigquery.jobUser bigquery.dataEditor@central $PURGE
 HTTP_TABLE=(
   # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
   "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
-  # tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps;
+  # tenant, API key and idempotency documents; whether a dataset of the tenant's name exists (datasets.get,
+  # tenant datasets only); encrypts (and on replay decrypts) the key; publishes three steps;
   # may wait up to http.max_wait_seconds for the outcome.
-  "onboard_tenant 120s datastore.user cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  "onboard_tenant 120s datastore.user bigquery.metadataViewer@tenant-datasets cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
   # reads tenants/{id}.
   "tenant_status 60s datastore.viewer"
   # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
@@ -364,7 +367,8 @@ for line in "${HTTP_TABLE[@]}"; do
   grant "$name" "${specs[@]+"${specs[@]}"}"
 done
 # Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
-# a message that can never succeed goes straight to the step's dead-letter topic.
+# the view step announces tenant.activated on tenant-lifecycle; the dataset step may delete an orphan
+# dataset (force_recreate_dataset); a message that can never succeed goes straight to the step's dead-letter topic.
 for step in "${STEPS[@]}"; do
   name=step_$step
   grant "$name" datastore.user bigquery.jobUser
@@ -373,7 +377,14 @@ for step in "${STEPS[@]}"; do
     # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
     dataset | view) grant "$name" bigquery.dataEditor ;;
   esac
-  [[ $step == view ]] || grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  if [[ $step == dataset ]]; then
+    grant "$name" "$PURGE_ROLE@tenant-datasets"
+  fi
+  if [[ $step == view ]]; then
+    grant "$name" "pubsub.publisher@topic:$TOPIC_LIFECYCLE"
+  else
+    grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  fi
   grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
 done
 # step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.

@@ -14,6 +14,7 @@ the function uses, or when a custom role holds a permission none of its holders 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shlex
@@ -151,6 +152,7 @@ def dry_run_plan(*extra: str) -> str:
 _TOKEN = re.compile(r'\s*(\|\||&&|!=|==|!|\(|\)|"(?:[^"\\]|\\.)*"|resource\.name\.startsWith|resource\.name)')
 
 
+@functools.lru_cache(maxsize=4096)
 def condition_holds(expression: str, resource_name: str) -> bool:
     """Evaluate the CEL subset deploy.sh writes (resource.name ==, !=, startsWith, !, &&, ||, parentheses)."""
     tokens: list[str] = []

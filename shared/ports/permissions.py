@@ -150,6 +150,11 @@ def dataset(permission: str) -> Declare:
     return declare
 
 
+def create_dataset(context: CallContext, dataset_name: str) -> list[Access]:
+    """datasets.insert needs bigquery.datasets.create on the project (the dataset does not exist yet)."""
+    return [Access("bigquery.datasets.create", Resource("project"))]
+
+
 def delete_dataset(context: CallContext, dataset_name: str) -> list[Access]:
     """datasets.delete with deleteContents: the dataset, and every table in it."""
     return [

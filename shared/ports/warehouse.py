@@ -11,6 +11,7 @@ from shared.ports.permissions import (
     BIGQUERY_DATASET_GET,
     BIGQUERY_QUERY,
     BIGQUERY_TABLE_GET,
+    create_dataset,
     dataset,
     delete_dataset,
     ping,
@@ -45,7 +46,7 @@ class Warehouse(ABC):
     def dataset_exists(self, dataset: str) -> bool:
         """Whether the dataset exists."""
 
-    @requires(BIGQUERY_DATASET_CREATE, dataset("bigquery.datasets.create"))
+    @requires(BIGQUERY_DATASET_CREATE, create_dataset)
     @abstractmethod
     def create_dataset(self, dataset: str) -> bool:
         """Create if absent: True when created now, False when it already existed."""

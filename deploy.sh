@@ -17,6 +17,9 @@ Options:
   --region REGION            region of the functions, Firestore, KMS key (required), e.g. europe-west1
   --bigquery-location LOC    location of the BigQuery datasets (default: the region)
   --invoker MEMBER           may call the HTTP functions, e.g. group:ops@example.com (repeatable)
+  --billing-publisher MEMBER may publish billing messages on the billing-events topic and nothing else
+                             (roles/pubsub.publisher on that topic only), e.g.
+                             serviceAccount:invoicing@billing-project.iam.gserviceaccount.com (repeatable)
   --dry-run                  print every command, one per line after "+ ", and run none
   -h, --help                 this help
 
@@ -37,6 +40,7 @@ REGION=""
 BQ_LOCATION=""
 DRY_RUN=0
 INVOKERS=()
+BILLING_PUBLISHERS=()
 while (($#)); do
   case $1 in
     --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
@@ -47,6 +51,8 @@ while (($#)); do
     --bigquery-location=*) BQ_LOCATION=${1#*=}; shift ;;
     --invoker) INVOKERS+=("${2:-}"); shift 2 || die "--invoker needs a value" ;;
     --invoker=*) INVOKERS+=("${1#*=}"); shift ;;
+    --billing-publisher) BILLING_PUBLISHERS+=("${2:-}"); shift 2 || die "--billing-publisher needs a value" ;;
+    --billing-publisher=*) BILLING_PUBLISHERS+=("${1#*=}"); shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -56,7 +62,7 @@ done
 [[ -n $REGION ]] || { usage >&2; die "--region is required"; }
 [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "not a project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "not a region: $REGION"
-for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+for member in "${INVOKERS[@]+"${INVOKERS[@]}"}" "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
   [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
 done
 
@@ -300,10 +306,32 @@ exists gcloud kms keys describe "$CRYPTO_KEY" --keyring="$KEY_RING" --location="
   run gcloud kms keys create "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" --purpose=encryption \
     --rotation-period="$ROTATION_PERIOD" --next-rotation-time="$NEXT_ROTATION" --project="$PROJECT"
 
+# Billing systems publish on TOPIC_BILLING: its schema (generated from schemas.events.BillingEvent by
+# `make schemas`) makes Pub/Sub refuse a malformed message at publish. Protocol Buffer, not Avro: with JSON
+# encoding an Avro schema expects Avro's JSON encoding, which our plain-JSON billing messages are not
+# (schemas/pubsub_schema.py says why).
+BILLING_SCHEMA=billing-event
+BILLING_SCHEMA_FILE=schemas/pubsub/BillingEvent.proto
+note "Pub/Sub schema $BILLING_SCHEMA ($BILLING_SCHEMA_FILE), enforced on $TOPIC_BILLING"
+exists gcloud pubsub schemas describe "$BILLING_SCHEMA" --project="$PROJECT" ||
+  run gcloud pubsub schemas create "$BILLING_SCHEMA" --type=protocol-buffer --definition-file="$BILLING_SCHEMA_FILE" \
+    --project="$PROJECT"
+
 note "Pub/Sub topics, and a dead-letter topic with a retained subscription per step topic"
 for topic in "${TOPICS[@]}" "${DEAD_LETTER_TOPICS[@]}"; do
-  exists gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
-    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+  schema=()
+  [[ $topic != "$TOPIC_BILLING" ]] || schema=(--schema="$BILLING_SCHEMA" --message-encoding=json)
+  if exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
+    # An existing billing topic gets (or keeps) the schema.
+    ((${#schema[@]} == 0)) || run gcloud pubsub topics update "$topic" "${schema[@]}" --project="$PROJECT"
+  else
+    run gcloud pubsub topics create "$topic" "${schema[@]+"${schema[@]}"}" --project="$PROJECT"
+  fi
+done
+note "billing systems: publishers on $TOPIC_BILLING only"
+for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
+  run_iam gcloud pubsub topics add-iam-policy-binding "$TOPIC_BILLING" --member="$member" \
+    --role=roles/pubsub.publisher --project="$PROJECT" --format=none
 done
 for topic in "${DEAD_LETTER_TOPICS[@]}"; do
   exists gcloud pubsub subscriptions describe "$topic-sub" --project="$PROJECT" ||
@@ -448,7 +476,7 @@ note "HTTP functions (authenticated callers only)"
 for line in "${HTTP_TABLE[@]}"; do
   read -r name timeout _ <<<"$line"
   deploy_function "$name" "$name" "$name" --trigger-http --no-allow-unauthenticated --timeout="$timeout"
-  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}" "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
     run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="$member" \
       --project="$PROJECT" --format=none
   done

@@ -39,6 +39,9 @@ MAX_DELIVERIES = 5
 PROJECT = "demo-project"
 Message = tuple[str, bytes, dict[str, str]]
 KEY_1 = {"Idempotency-Key": "iam-key-1"}
+# Operators' routes are called with an operator's credential; a tenant's route with its API key only.
+OPERATOR_TOKEN = uuid.uuid4().hex
+TENANT_ROUTES = frozenset({"tenant_overview"})
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Exercise:
                 "ONBOARDING_DATA_DIR": str(data_dir),
                 "ONBOARDING_FAULTS": "delay_ms=0",  # an injector with nothing armed: outages are started by hand
                 "ONBOARDING_CALL_ATTEMPTS": "1",
+                "ONBOARDING_OPERATOR_TOKEN": OPERATOR_TOKEN,
             }
         )
         self.base = build_embedded_services(settings)
@@ -117,7 +121,8 @@ class Exercise:
     def http(self, function: str, call: str, expect: int, body: Any = None, *, headers: dict[str, str] | None = None) -> Any:
         """Call an HTTP function's entry point as Cloud Run would (`call` is "METHOD /path"); the status must be `expect`."""
         method, path = call.split(" ", 1)
-        context = self._app.test_request_context(path, method=method, json=body, headers=headers or {})
+        credential = {} if function in TENANT_ROUTES else {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        context = self._app.test_request_context(path, method=method, json=body, headers={**credential, **(headers or {})})
         with context, self.recorder.acting_as(function):
             response = entry_point(function)(flask.request)
         assert response.status_code == expect, (function, call, response.status_code, response.get_data(as_text=True))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.config import load_settings
+from shared.bootstrap import load_settings
 from shared.ports.permissions import Access, Resource
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,8 +25,7 @@ from functions.topology import EVENT_TRIGGERS, entry_point
 from schemas.events import StepRequested
 from shared import sql
 from shared.adapters.recording import UNATTRIBUTED, PermissionRecorder, RecordingEventBus, record_services
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.bootstrap import build_embedded_services, load_settings
 from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import sqlglot
-from sqlglot import exp
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 ResourceKind = Literal["project", "database", "collection", "topic", "dataset", "table", "key"]
 
@@ -177,6 +177,8 @@ def _reads(statement: exp.Expr, skip: exp.Table | None, context: CallContext) ->
 
     A view that is not authorized is queried with the caller's own access to its tables (BIGQUERY_VIEWS).
     """
+    from sqlglot import exp
+
     names = {_name(table) for table in statement.find_all(exp.Table) if table.db and table is not skip}
     pending, seen = list(names), set(names)
     while pending:
@@ -189,6 +191,8 @@ def _reads(statement: exp.Expr, skip: exp.Table | None, context: CallContext) ->
 
 def statement_access(statement: exp.Expr, context: CallContext) -> list[Access]:
     """What one BigQuery statement needs, by kind (query, DML, DDL), besides bigquery.jobs.create."""
+    from sqlglot import exp
+
     if isinstance(statement, exp.Merge | exp.Update | exp.Delete | exp.Insert):  # BIGQUERY_DML
         target = statement.this if isinstance(statement.this, exp.Table) else statement.find(exp.Table)
         assert isinstance(target, exp.Table)
@@ -221,7 +225,13 @@ def statement_access(statement: exp.Expr, context: CallContext) -> list[Access]:
 
 
 def sql_job(context: CallContext, sql: str, params: dict[str, Any] | None = None) -> list[Access]:
-    """A query job: bigquery.jobs.create on the project, plus what each statement touches."""
+    """A query job: bigquery.jobs.create on the project, plus what each statement touches.
+
+    sqlglot is imported here, not at the top: only the recorder calls declarations, and the
+    Google Cloud mode never loads sqlglot.
+    """
+    import sqlglot
+
     found = [_JOB]
     for statement in sqlglot.parse(sql, read="bigquery"):
         if statement is not None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.iam_check import compare, condition_holds, dry_run_plan, load_roles, parse_plan, plan_commands, record, run_check
-from shared.config import load_settings
+from shared.bootstrap import load_settings
 from shared.ports.permissions import Access
 
 CENTRAL = f"projects/demo-project/datasets/{load_settings().central_dataset}"

@@ -153,13 +153,16 @@ class Exercise:
                         self.event(function, topic, data, attributes, attempt)
                         break
                     except Exception:
-                        if attempt == MAX_DELIVERIES and dead_letters is not None:
-                            forwarded = {
-                                **attributes,
-                                "CloudPubSubDeadLetterSourceSubscription": f"{topic}-sub",
-                                "CloudPubSubDeadLetterSourceDeliveryCount": str(attempt),
-                            }
-                            self.inject(dead_letters, data, forwarded)
+                        if attempt < MAX_DELIVERIES:
+                            continue
+                        if dead_letters is None:
+                            raise  # a function with no dead-letter topic must not fail in any path walked here
+                        forwarded = {
+                            **attributes,
+                            "CloudPubSubDeadLetterSourceSubscription": f"{topic}-sub",
+                            "CloudPubSubDeadLetterSourceDeliveryCount": str(attempt),
+                        }
+                        self.inject(dead_letters, data, forwarded)
 
     @contextmanager
     def _outage(self, target: str) -> Iterator[None]:

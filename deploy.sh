@@ -20,6 +20,9 @@ Options:
   --bigquery-location LOC    location of the BigQuery datasets (default: the region)
   --operator MEMBER          may call the operator routes, user:EMAIL or serviceAccount:EMAIL (repeatable);
                              a Google ID token names no group, so groups are listed member by member
+  --billing-publisher MEMBER may publish billing messages on the billing-events topic and nothing else
+                             (roles/pubsub.publisher on that topic only), e.g.
+                             serviceAccount:invoicing@billing-project.iam.gserviceaccount.com (repeatable)
   --dry-run                  print every command, one per line after "+ ", and run none
   -h, --help                 this help
 
@@ -40,6 +43,7 @@ REGION=""
 BQ_LOCATION=""
 DRY_RUN=0
 OPERATORS=()
+BILLING_PUBLISHERS=()
 while (($#)); do
   case $1 in
     --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
@@ -50,6 +54,8 @@ while (($#)); do
     --bigquery-location=*) BQ_LOCATION=${1#*=}; shift ;;
     --operator) OPERATORS+=("${2:-}"); shift 2 || die "--operator needs a value" ;;
     --operator=*) OPERATORS+=("${1#*=}"); shift ;;
+    --billing-publisher) BILLING_PUBLISHERS+=("${2:-}"); shift 2 || die "--billing-publisher needs a value" ;;
+    --billing-publisher=*) BILLING_PUBLISHERS+=("${1#*=}"); shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -62,6 +68,9 @@ done
 for member in "${OPERATORS[@]+"${OPERATORS[@]}"}"; do
   [[ $member =~ ^(group|domain): ]] && die "$member: an ID token names no group or domain; list its members as user: or serviceAccount:"
   [[ $member =~ ^(user|serviceAccount):[^@[:space:],]+@[^@[:space:],]+$ ]] || die "not a user or service account member: $member"
+done
+for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
+  [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
 done
 
 cd "$(dirname "$0")"
@@ -202,11 +211,13 @@ RECONCILE_JOB=tenant-reconcile-every-5-minutes
 RECONCILE_SCHEDULE='*/5 * * * *'
 TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE")
 
-# Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
-# bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
+# Deleting a dataset with its tables needs bigquery.datasets.delete and bigquery.tables.delete
+# (https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets); no predefined role short of
+# bigquery.dataOwner (which may also rewrite dataset access) has the first: the purge and the dataset step
+# (which recreates an orphan dataset when asked to) get this custom role, on tenant datasets only.
 PURGE_ROLE_ID=onboardingDatasetPurger
 PURGE_ROLE=projects/$PROJECT/roles/$PURGE_ROLE_ID
-PURGE_PERMISSIONS=bigquery.datasets.get,bigquery.datasets.delete,bigquery.tables.list,bigquery.tables.delete
+PURGE_PERMISSIONS=bigquery.datasets.delete,bigquery.tables.delete
 
 # Roles are written ROLE (project-wide), ROLE@central (the central dataset only),
 # ROLE@tenant-datasets (every dataset but the central one), ROLE@topic:NAME or ROLE@key (the KMS key);
@@ -220,9 +231,10 @@ PURGE_GRANTS="datastore.user bigquery.jobUser bigquery.dataEditor@central $PURGE
 HTTP_TABLE=(
   # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
   "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
-  # tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps;
+  # tenant, API key and idempotency documents; whether a dataset of the tenant's name exists (datasets.get,
+  # tenant datasets only); encrypts (and on replay decrypts) the key; publishes three steps;
   # may wait up to http.max_wait_seconds for the outcome.
-  "onboard_tenant 120s datastore.user cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  "onboard_tenant 120s datastore.user bigquery.metadataViewer@tenant-datasets cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
   # reads tenants/{id}.
   "tenant_status 60s datastore.viewer"
   # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
@@ -311,10 +323,32 @@ exists gcloud kms keys describe "$CRYPTO_KEY" --keyring="$KEY_RING" --location="
   run gcloud kms keys create "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" --purpose=encryption \
     --rotation-period="$ROTATION_PERIOD" --next-rotation-time="$NEXT_ROTATION" --project="$PROJECT"
 
+# Billing systems publish on TOPIC_BILLING: its schema (generated from schemas.events.BillingEvent by
+# `make schemas`) makes Pub/Sub refuse a malformed message at publish. Protocol Buffer, not Avro: with JSON
+# encoding an Avro schema expects Avro's JSON encoding, which our plain-JSON billing messages are not
+# (schemas/pubsub_schema.py says why).
+BILLING_SCHEMA=billing-event
+BILLING_SCHEMA_FILE=schemas/pubsub/BillingEvent.proto
+note "Pub/Sub schema $BILLING_SCHEMA ($BILLING_SCHEMA_FILE), enforced on $TOPIC_BILLING"
+exists gcloud pubsub schemas describe "$BILLING_SCHEMA" --project="$PROJECT" ||
+  run gcloud pubsub schemas create "$BILLING_SCHEMA" --type=protocol-buffer --definition-file="$BILLING_SCHEMA_FILE" \
+    --project="$PROJECT"
+
 note "Pub/Sub topics, and a dead-letter topic with a retained subscription per step topic"
 for topic in "${TOPICS[@]}" "${DEAD_LETTER_TOPICS[@]}"; do
-  exists gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
-    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+  schema=()
+  [[ $topic != "$TOPIC_BILLING" ]] || schema=(--schema="$BILLING_SCHEMA" --message-encoding=json)
+  if exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
+    # An existing billing topic gets (or keeps) the schema.
+    ((${#schema[@]} == 0)) || run gcloud pubsub topics update "$topic" "${schema[@]}" --project="$PROJECT"
+  else
+    run gcloud pubsub topics create "$topic" "${schema[@]+"${schema[@]}"}" --project="$PROJECT"
+  fi
+done
+note "billing systems: publishers on $TOPIC_BILLING only"
+for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
+  run_iam gcloud pubsub topics add-iam-policy-binding "$TOPIC_BILLING" --member="$member" \
+    --role=roles/pubsub.publisher --project="$PROJECT" --format=none
 done
 for topic in "${DEAD_LETTER_TOPICS[@]}"; do
   exists gcloud pubsub subscriptions describe "$topic-sub" --project="$PROJECT" ||
@@ -378,7 +412,8 @@ for line in "${HTTP_TABLE[@]}"; do
   grant "$name" "${specs[@]+"${specs[@]}"}"
 done
 # Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
-# a message that can never succeed goes straight to the step's dead-letter topic.
+# the view step announces tenant.activated on tenant-lifecycle; the dataset step may delete an orphan
+# dataset (force_recreate_dataset); a message that can never succeed goes straight to the step's dead-letter topic.
 for step in "${STEPS[@]}"; do
   name=step_$step
   grant "$name" datastore.user bigquery.jobUser
@@ -387,7 +422,14 @@ for step in "${STEPS[@]}"; do
     # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
     dataset | view) grant "$name" bigquery.dataEditor ;;
   esac
-  [[ $step == view ]] || grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  if [[ $step == dataset ]]; then
+    grant "$name" "$PURGE_ROLE@tenant-datasets"
+  fi
+  if [[ $step == view ]]; then
+    grant "$name" "pubsub.publisher@topic:$TOPIC_LIFECYCLE"
+  else
+    grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  fi
   grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
 done
 # step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.

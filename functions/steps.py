@@ -8,6 +8,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from schemas.events import StepRequested
+from shared.domain.steps import step_topic
 from shared.entrypoints.events import handle_dead_letter, handle_event
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
@@ -17,7 +18,7 @@ from shared.handlers.steps import handle_step
 
 def _run_step(cloud_event: CloudEvent, step: str) -> None:
     services = get_services()
-    topic = getattr(services.settings.topics, step)
+    topic = step_topic(services.settings.topics, step)
     handle_event(cloud_event, StepRequested, handle_step, services, dead_letter_topic(topic))
 
 

@@ -14,7 +14,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from werkzeug.serving import make_server
 
 from functions.local import LocalPlatform
 from shared import sql
+from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.config import load_settings
 from shared.domain.api_keys import generate_api_key, hash_api_key
@@ -87,33 +90,41 @@ def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, li
 
 
 def floor_onboarding(services: Services, tenant_id: str) -> None:
-    """The storage work of one onboarding, straight against the embedded stores, in sequence."""
+    """The storage work of one onboarding, straight against the embedded stores, in sequence.
+
+    The same writes and reads the flow makes: the tenant and its key in the document store;
+    the tenant's dataset, table, validation row (written and read back) and view; one append
+    per central table for the analytics copy; the tenant ACTIVE.
+    """
     docs, warehouse, central = services.documents, services.warehouse, services.central
     api_key = generate_api_key(tenant_id)
     services.keys.encrypt(api_key.encode(), tenant_id.encode())
     docs.create("tenants", tenant_id, {"status": "PROVISIONING"})
     docs.create("api_keys", hash_api_key(api_key), {"tenant_id": tenant_id})
-    limits = {"daily_limit": 25, "monthly_limit": 750, "concurrent_limit": 5}
-    profile = {"tenant_id": tenant_id, "company_name": "Bench Co", "admin_email": "ops@bench.example", "status": "PROVISIONING"}
-    warehouse.execute(sql.render("upsert_profile", central=central), profile)
-    warehouse.execute(
-        sql.render("upsert_subscription", central=central),
-        {"tenant_id": tenant_id, "plan_name": "PROFESSIONAL", "status": "ACTIVE", **limits},
-    )
-    warehouse.execute(sql.render("upsert_usage_quota", central=central), {"tenant_id": tenant_id, **limits})
     warehouse.create_dataset(tenant_id)
     for statement in sql.statements(sql.render("tenant_tables", dataset=tenant_id)):
         warehouse.execute(statement)
-    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": tenant_id, "status": "ACTIVE"})
-    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
     warehouse.execute(sql.render("upsert_validation_row", dataset=tenant_id), {"id": "v", "test_message": "m"})
     warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": "v"})
-    warehouse.execute(
-        sql.render("record_pipeline_run", central=central),
-        {"run_id": f"{tenant_id}.v", "tenant_id": tenant_id, "pipeline_name": "onboarding_validation", "status": "SUCCEEDED"},
-    )
-    warehouse.execute(sql.render("upsert_usage_quota", central=central), {"tenant_id": tenant_id, **limits})
-    warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
+    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
+    now = datetime.now(UTC)
+    limits = {"daily_limit": 25, "monthly_limit": 750, "concurrent_limit": 5}
+    stamp = {"updated_at": now, "version": 1, "recorded_at": now}
+    profile = {
+        "tenant_id": tenant_id,
+        "company_name": "Bench Co",
+        "admin_email": "ops@bench.example",
+        "status": "ACTIVE",
+        "created_at": now,
+    }
+    subscription = {"tenant_id": tenant_id, "plan_name": "PROFESSIONAL", "status": "ACTIVE", **limits, "started_at": now}
+    usage = {"pipelines_run": 1, "pipelines_succeeded": 1, "pipelines_failed": 0}
+    run = {"run_id": f"{tenant_id}.v", "tenant_id": tenant_id, "pipeline_name": "onboarding_validation", "status": "SUCCEEDED"}
+    run_times = {"started_at": now, "finished_at": now, "version": 1, "recorded_at": now}
+    warehouse.append_rows(central, "tenant_profiles", [{**profile, "created_at": now, **stamp}])
+    warehouse.append_rows(central, "tenant_subscriptions", [{**subscription, **stamp}])
+    warehouse.append_rows(central, "tenant_usage_quotas", [{"tenant_id": tenant_id, "usage_date": now.date(), **limits, **usage, **stamp}])
+    warehouse.append_rows(central, "tenant_pipeline_runs", [{**run, **run_times}])
     docs.set("tenants", tenant_id, {"status": "ACTIVE"})
 
 
@@ -133,11 +144,65 @@ def measure_floor(data_dir: Path, tenants: int) -> list[float]:
         services.close()
 
 
+def measure_local_scale(data_dir: Path, tenants: int, concurrency: int) -> dict[str, float]:
+    """`tenants` onboardings at once over HTTP (`concurrency` clients): wall time and backend calls per tenant.
+
+    Each client runs a dry run and the onboarding over HTTP, then waits for the tenant to leave
+    PROVISIONING (read from the store beneath the guard, so waiting adds no call). Backend calls
+    are counted by the guard around every adapter (documents, warehouse, keys, bus publishes):
+    the dry run's, the onboarding's and every step's.
+    """
+    with serving_platform(data_dir) as (platform, api):
+        url = f"{api}/tenants"
+        local = threading.local()
+        documents = unwrap(platform.services.documents)
+
+        def onboard(index: int) -> str:
+            session: requests.Session | None = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+            body = request_body(f"scale_{index:05d}")
+            session.post(f"{url}/dryrun", json=body, timeout=120)
+            response = session.post(f"{url}/onboard", json=body, timeout=120)
+            assert response.status_code == 202, response.text
+            while True:
+                status = str((documents.get("tenants", body["tenant_id"]) or {}).get("status"))
+                if status != "PROVISIONING":
+                    return status
+                time.sleep(0.01)
+
+        guard = platform.services.guard
+        before = guard.snapshot().get("calls", 0) if guard else 0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            outcomes = list(pool.map(onboard, range(tenants)))
+        wall = time.perf_counter() - started
+        platform.bus.wait_idle(60)
+        calls = (guard.snapshot().get("calls", 0) if guard else 0) - before
+    return {"wall_seconds": wall, "active": float(outcomes.count("ACTIVE")), "calls_per_tenant": calls / tenants}
+
+
+def local_scale_section(tmp: Path, tenants: int, concurrency: int, floor_tenants: int) -> list[str]:
+    """Local scale: `tenants` onboarded concurrently, against `tenants` x the floor p50 measured in the same run."""
+    floor = measure_floor(tmp / "scale-floor", floor_tenants)
+    scale = measure_local_scale(tmp / "scale", tenants, concurrency)
+    floor_p50 = percentile(floor, 0.5)
+    ratio = scale["wall_seconds"] * 1000 / (tenants * floor_p50)
+    return [
+        f"local scale: {tenants} tenants onboarded concurrently (concurrency {concurrency}, HTTP, embedded): "
+        f"wall {scale['wall_seconds']:.1f} s, {int(scale['active'])} ACTIVE",
+        f"local scale: floor p50 {floor_p50:.1f} ms; ratio wall / ({tenants} x floor p50): {ratio:.2f}x",
+        f"local scale: backend calls per tenant (dry run, onboarding, steps): {scale['calls_per_tenant']:.1f}",
+    ]
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dryruns", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=20)
+    parser.add_argument("--scale-tenants", type=int, default=1000, help="local scale: tenants onboarded concurrently (0 skips it)")
+    parser.add_argument("--scale-concurrency", type=int, default=32)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request would bury the figures
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +216,9 @@ def main() -> None:
     )
     print(f"floor (same storage work, direct, in sequence): p50 {percentile(floor, 0.5):.1f} ms  p99 {percentile(floor, 0.99):.1f} ms")
     print(f"ratio onboarding p50 / floor p50: {statistics.median(onboarding) / statistics.median(floor):.2f}x")
+    if args.scale_tenants:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("\n".join(local_scale_section(Path(tmp), args.scale_tenants, args.scale_concurrency, args.tenants)))
 
 
 if __name__ == "__main__":

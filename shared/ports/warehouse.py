@@ -24,6 +24,14 @@ class Warehouse(ABC):
         """Run DDL or DML (BigQuery dialect) to completion."""
 
     @abstractmethod
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        """Append `rows` to a table without DML: no per-table DML limit applies.
+
+        Values are str, int, float, bool, date, datetime or None. At least once: a retried
+        call may append a row twice, so tables fed this way are read through latest-row views.
+        """
+
+    @abstractmethod
     def dataset_exists(self, dataset: str) -> bool:
         """Whether the dataset exists."""
 

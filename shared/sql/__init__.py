@@ -36,7 +36,7 @@ def declared_columns(ddl: str) -> dict[str, dict[str, str]]:
     """Table name to {column: BigQuery type} for every CREATE TABLE in `ddl`."""
     tables: dict[str, dict[str, str]] = {}
     for expression in sqlglot.parse(ddl, read="bigquery"):
-        if not isinstance(expression, exp.Create):
+        if not isinstance(expression, exp.Create) or expression.kind != "TABLE":
             continue
         schema = expression.this
         table_name = schema.this.name

@@ -19,7 +19,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from shared.ports import BackendUnavailable, Row, TransactionConflict, Warehouse
+from shared.ports import BackendUnavailable, NotFound, Row, TransactionConflict, Warehouse
 
 _BIGQUERY_TYPES = {
     "VARCHAR": "STRING",
@@ -198,6 +198,26 @@ class DuckdbWarehouse(Warehouse):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         with self._writing():
             self._run(sql, params)
+
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        names = ", ".join(f'"{_identifier(column)}"' for column in columns)
+        placeholders = ", ".join("?" for _ in columns)
+        statement = f'INSERT INTO "{_identifier(dataset)}"."{_identifier(table)}" ({names}) VALUES ({placeholders})'
+        values = [[row[column] for column in columns] for row in rows]
+        cursor = self._cursor()
+        with self._writing(), self._watchdog.limit(cursor, self._timeout) as token:
+            try:
+                cursor.executemany(statement, values)
+            except duckdb.InterruptException as error:
+                reason = f"exceeded its {self._timeout:g}s deadline" if self._watchdog.fired(token) else "interrupted"
+                raise BackendUnavailable(f"warehouse append {reason}") from error
+            except duckdb.CatalogException as error:
+                raise NotFound(str(error)) from error
+            except duckdb.IOException as error:
+                raise BackendUnavailable(str(error)) from error
 
     def dataset_exists(self, dataset: str) -> bool:
         rows = self._cursor().execute("SELECT 1 FROM duckdb_schemas() WHERE lower(schema_name) = lower(?)", [dataset])

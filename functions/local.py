@@ -22,7 +22,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.serving import make_server
 
 from functions.api import ALL_ROUTES
-from functions.topology import EVENT_TRIGGERS, entry_point
+from functions.topology import entry_point, event_triggers
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_services
@@ -86,7 +86,7 @@ def push_to(function: Callable[[CloudEvent], Any]) -> Handler:
 
 def wire_event_functions(services: Services, bus: SqliteEventBus, only: Collection[str] | None = None) -> None:
     """Subscribe every event function (or those named in `only`) and its dead-letter function to its topic."""
-    for trigger in EVENT_TRIGGERS:
+    for trigger in event_triggers():
         if only is not None and trigger.function not in only:
             continue
         topic = trigger.topic(services.settings.topics)

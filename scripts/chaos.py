@@ -247,7 +247,7 @@ def run_chaos(
         platform.bus.stop()
     services = platform.services
     documents, warehouse = unwrap(services.documents), unwrap(services.warehouse)
-    view_commands = view_commands_per_tenant(platform.bus.messages(settings.topics.view))
+    view_commands = view_commands_per_tenant(platform.bus.messages(settings.topics.step("view")))
     for tenant_id in ids:
         checked = check_invariants(documents, warehouse, services.central, tenant_id, view_commands[tenant_id], plans=services.plans)
         for name, held in checked.items():

@@ -24,9 +24,9 @@ class StepDeclaration:
 
     `grants` are the roles of the step function's service account, written as deploy.sh's
     `grant` reads them: ROLE (project-wide), ROLE@central (the central dataset only),
-    ROLE@tenant-datasets, ROLE@topic:NAME, ROLE@key. The state document (datastore.user), the
-    step's own dead-letter topic and the topics of the steps it releases are added for every
-    step by `step_grants`, since every step needs them.
+    ROLE@tenant-datasets, ROLE@topic:NAME, ROLE@key; `{lifecycle}` stands for the lifecycle
+    topic's name. The state document (datastore.user), the step's own dead-letter topic and
+    the topics of the steps it releases are granted to every step by deploy.sh.
     """
 
     name: str
@@ -68,7 +68,7 @@ STEP_DECLARATIONS: list[StepDeclaration] = [
         prerequisites=("subscription", "quota", "dataset"),
         summary="the tenant's tenant_comprehensive_view (its own DDL only); the tenant becomes ACTIVE, its analytics copy is appended",
         # The view lives in the tenant's dataset; the copy rows are appended to the central tables.
-        grants=("bigquery.jobUser", "bigquery.dataEditor", "pubsub.publisher@topic:tenant-lifecycle"),
+        grants=("bigquery.jobUser", "bigquery.dataEditor", "pubsub.publisher@topic:{lifecycle}"),
     ),
 ]
 
@@ -130,9 +130,3 @@ def declared(step: StepDeclaration) -> Iterator[StepDeclaration]:
 
 
 validate(STEP_DECLARATIONS)
-
-
-def step_topic(topics: object, name: str) -> str:
-    """The topic of step `name`: the settings' name for it if they have one, else the declared one."""
-    configured = getattr(topics, name, None)
-    return configured if isinstance(configured, str) and configured else declaration(name).topic

@@ -15,7 +15,7 @@ from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
 from shared.domain.identifiers import case_twin_problem, folded_tenant_id
-from shared.domain.steps import root_steps, step_topic
+from shared.domain.steps import root_steps
 from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
@@ -60,7 +60,7 @@ def publish_step(services: Services, state: TenantState, step: str) -> None:
         force_recreate_tables=state.force_recreate_tables,
         occurred_at=services.now(),
     )
-    publish_event(services, step_topic(services.settings.topics, step), command, tenant_id=state.tenant_id)
+    publish_event(services, services.settings.topics.step(step), command, tenant_id=state.tenant_id)
 
 
 def _idempotency_doc_id(key: str) -> str:

@@ -91,7 +91,7 @@ def _triage(txn: Transaction, state: TenantState, command: StepRequested) -> Ver
     if step.status == "DONE":
         return "already_done"
     if not state.prerequisites_done(command.step):
-        raise RuntimeError(f"step {command.step} delivered before its prerequisites were done")
+        raise RuntimeError(f"{command.step} step delivered before its prerequisites were done")
     return "run"
 
 

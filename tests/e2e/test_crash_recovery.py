@@ -119,7 +119,7 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
             if documents.get(PROCESSED_EVENTS, step_event_id(state, step, 1)) is None
         ]
         assert unprocessed == []
-        view_commands = view_commands_per_tenant(bus.messages(services.settings.topics.view))
+        view_commands = view_commands_per_tenant(bus.messages(services.settings.topics.step("view")))
         broken = {
             f"{tenant}: {name}"
             for tenant in accepted

@@ -118,7 +118,7 @@ def test_retry_re_drives_only_the_failed_step(faulty_platform: LocalPlatform) ->
 
 
 def test_a_message_that_can_never_be_valid_is_dead_lettered_at_once_and_recorded(faulty_platform: LocalPlatform) -> None:
-    topic = faulty_platform.services.settings.topics.dataset
+    topic = faulty_platform.services.settings.topics.step("dataset")
     faulty_platform.bus.publish(topic, b'{"schema_version": "1", "tenant_id": 42}', {"tenant_id": "customer_123"})
     assert faulty_platform.bus.wait_idle(10)
     letters = faulty_platform.app.test_client().get("/api/v1/dead-letters").get_json()
@@ -144,10 +144,10 @@ def test_a_pubsub_dead_letter_without_a_reason_is_recorded_with_the_steps_last_e
     services = faulty_platform.services
     bus = unwrap(services.bus)
     assert isinstance(bus, SqliteEventBus) and services.faults is not None
-    [(data, attributes)] = bus.messages(services.settings.topics.dataset)
+    [(data, attributes)] = bus.messages(services.settings.topics.step("dataset"))
     services.faults.start_outage("warehouse")
     with pytest.raises(BackendUnavailable):
-        message = ReceivedMessage("m-1", services.settings.topics.dataset, "push", data, attributes, 0.0, 5)
+        message = ReceivedMessage("m-1", services.settings.topics.step("dataset"), "push", data, attributes, 0.0, 5)
         entry_point("step_dataset")(as_cloud_event(message))
 
     forwarded = {**attributes, "CloudPubSubDeadLetterSourceDeliveryCount": "5"}  # no dead_letter_reason, as from Pub/Sub

@@ -32,8 +32,8 @@ bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
 test: $(STAMP) $(BQ_STAMP) ## the whole suite: unit, contract (embedded and emulated GCP), functional, end to end
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## latency and onboarding-time figures on embedded backends
-	$(BIN)/python -m scripts.bench
+bench: $(STAMP) ## embedded and Google Cloud profile figures, import times (BENCH_ARGS="--gcp-time-scale 1": real time)
+	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 chaos: $(STAMP) ## 200 tenants onboarded concurrently over HTTP with faults injected; prints every invariant
 	$(BIN)/python -m scripts.chaos

@@ -28,9 +28,8 @@ from werkzeug.serving import make_server
 from functions.local import LocalPlatform
 from shared import sql
 from shared.adapters.guarded import unwrap
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
-from shared.domain.plans import PlanCatalog, default_plans
+from shared.bootstrap import build_embedded_services, load_settings
+from shared.domain.plans import PlanCatalog
 from shared.domain.tenant import TenantState
 from shared.handlers.analytics_copy import copy_differences
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
@@ -164,7 +163,7 @@ class Client:
 
 
 def check_invariants(
-    documents: DocumentStore, warehouse: Warehouse, central: str, tenant_id: str, view_commands: int, *, plans: PlanCatalog | None = None
+    documents: DocumentStore, warehouse: Warehouse, central: str, tenant_id: str, view_commands: int, *, plans: PlanCatalog
 ) -> dict[str, bool]:
     """Each invariant for one tenant, read from the backends directly (no faults)."""
     state = documents.get(TENANTS, tenant_id)
@@ -188,7 +187,7 @@ def check_invariants(
         "one validation pipeline run": counts["validation_runs"] == 1,
         "one view command (event id)": view_commands == 1,
         "BigQuery copy equals Firestore": state is not None
-        and not copy_differences(warehouse, central, plans or default_plans(), TenantState.model_validate(state)),
+        and not copy_differences(warehouse, central, plans, TenantState.model_validate(state)),
     }
 
 

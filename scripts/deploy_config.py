@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from shared.config import Settings, load_settings
+from shared.bootstrap import load_settings
+from shared.config import Settings
 from shared.domain.steps import dependents_of, steps
 
 KEY_RING = "onboarding"

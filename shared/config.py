@@ -1,12 +1,14 @@
-"""Settings: `configs/settings/defaults.yml`, overridden by ONBOARDING_* environment variables."""
+"""Settings: the values of `configs/settings/defaults.yml`, overridden by ONBOARDING_* environment variables.
+
+The files are read by `shared.bootstrap`; this module only declares and validates.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.steps import declaration, step_names
@@ -39,7 +41,7 @@ class Topics(_Strict):
 class EventBusSettings(_Strict):
     """Delivery policy of the embedded bus (Pub/Sub's is set by deploy.sh)."""
 
-    workers: int = Field(ge=1, le=64)
+    workers: int = Field(ge=1, le=256)
     max_attempts: int = Field(ge=1, le=100)
     ack_deadline_seconds: float = Field(gt=0)
     min_backoff_seconds: float = Field(ge=0)
@@ -74,6 +76,14 @@ class CallSettings(_Strict):
     max_backoff_seconds: float = Field(default=0.5, gt=0)
 
 
+class CloudProfileSettings(_Strict):
+    """A Google Cloud behaviour profile for the embedded backends (latency, quotas, contention), see shared/cloud_profile.py."""
+
+    name: Literal["", "gcp"] = ""
+    time_scale: float = Field(default=1.0, gt=0, le=100)  # 1 = real time; 0.01 runs every wait 100x faster
+    seed: int | None = None
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -88,6 +98,7 @@ class Settings(_Strict):
     faults: str = ""
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
+    cloud_profile: CloudProfileSettings = CloudProfileSettings()
 
     @property
     def production(self) -> bool:
@@ -109,6 +120,9 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
     "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
+    "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
+    "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
+    "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),
@@ -125,10 +139,8 @@ def _apply(raw: dict[str, Any], path: tuple[str, ...], value: str) -> None:
     node[path[-1]] = value
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the defaults file and apply environment overrides."""
-    env = dict(os.environ) if env is None else env
-    raw: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "settings" / "defaults.yml").read_text())
+def settings_from(raw: dict[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validated settings: the defaults file's values with environment overrides applied."""
     for name, path in _ENV_OVERRIDES.items():
         if env.get(name):
             _apply(raw, path, env[name])

@@ -20,8 +20,8 @@ from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import TenantState
 from shared.handlers.analytics_copy import VALIDATION_PIPELINE, append_copy, run_row, validation_run_id
 from shared.handlers.lifecycle import publish_activation
-from shared.handlers.onboard import publish_step
 from shared.handlers.provisioning import StepAction, action_of
+from shared.handlers.step_commands import publish_step
 from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.ports import Transaction
 from shared.services import PROCESSED_EVENTS, TENANTS, Services

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from google.api_core import exceptions as google_errors
 
 from shared.adapters.gcp.bigquery_warehouse import BigQueryWarehouse, query_parameter
-from shared.ports import BackendError, NotFound
+from shared.cloud_profile import SERIALIZATION_ERROR, TOO_MANY_DML
+from shared.ports import BackendError, NotFound, RateLimited
 
 
 class _Job:
@@ -65,6 +67,19 @@ def test_rate_limit_retries_are_bounded_and_end_in_our_error() -> None:
     assert raised.value.retryable
 
 
+@pytest.mark.parametrize("text", [TOO_MANY_DML.format(table="p:d.t"), SERIALIZATION_ERROR.format(table="p:d.t")])
+def test_dml_refused_for_other_dml_on_its_table_is_retried_like_a_rate_limit(text: str) -> None:
+    # The same texts the Google Cloud profile raises (shared/cloud_profile.py): one retry path for both.
+    client = _RateLimitedClient(2, google_errors.BadRequest(text))
+    warehouse = BigQueryWarehouse(client, max_attempts=5, sleep=lambda _: None)  # type: ignore[arg-type]
+    assert warehouse.query("MERGE `d.t` AS t USING (SELECT 1 AS x) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW") == [{"ok": 1}]
+    assert client.calls == 3
+
+    stuck = BigQueryWarehouse(_RateLimitedClient(10, google_errors.BadRequest(text)), max_attempts=3, sleep=lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(RateLimited, match=re.escape(text)):
+        stuck.query("MERGE ...")
+
+
 def test_other_forbidden_errors_are_not_retried() -> None:
     client = _RateLimitedClient(10, google_errors.Forbidden("Access Denied", errors=[{"reason": "accessDenied"}]))
     warehouse = BigQueryWarehouse(client, max_attempts=3, sleep=lambda _: None)  # type: ignore[arg-type]
@@ -95,7 +110,7 @@ def test_parameters_are_typed(value: Any, kind: str) -> None:
 def test_unknown_kms_key_is_not_found(gcp_endpoints: dict[str, str]) -> None:
     from shared.adapters.gcp.cloud_kms_key_manager import CloudKmsKeyManager
     from shared.adapters.gcp.wiring import kms_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     keys = CloudKmsKeyManager(kms_client(load_settings()), "projects/demo-project/locations/global/keyRings/r/cryptoKeys/nope")
     with pytest.raises(NotFound):
@@ -119,7 +134,7 @@ def test_publishing_to_a_missing_topic_is_not_found(gcp_endpoints: dict[str, str
 @pytest.mark.emulator
 def test_querying_a_missing_table_is_not_found(gcp_endpoints: dict[str, str]) -> None:
     from shared.adapters.gcp.wiring import bigquery_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     warehouse = BigQueryWarehouse(bigquery_client(load_settings()))
     try:
@@ -133,8 +148,7 @@ def test_querying_a_missing_table_is_not_found(gcp_endpoints: dict[str, str]) ->
 def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str], unique: str) -> None:
     """gcp_credentials, bigquery_connectivity and central_tables on the GCP backend read the real services."""
     from schemas.http import TenantRequest
-    from shared.adapters.gcp.wiring import build_gcp_services
-    from shared.config import load_settings
+    from shared.bootstrap import build_gcp_services, load_settings
     from shared.handlers.checks import run_check
     from shared.handlers.warehouse_setup import ensure_central_tables
 
@@ -156,7 +170,7 @@ def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str],
 
 def test_credentials_check_reports_missing_application_default_credentials(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.adapters.gcp.wiring import credentials_check
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)
@@ -168,7 +182,7 @@ def test_credentials_check_reports_missing_application_default_credentials(tmp_p
 
 def test_credentials_check_in_emulator_mode_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.adapters.gcp.wiring import credentials_check
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:2")
@@ -184,8 +198,7 @@ def test_credentials_check_in_emulator_mode_says_so(monkeypatch: pytest.MonkeyPa
     [({}, "GOOGLE_CLOUD_PROJECT"), ({"GOOGLE_CLOUD_PROJECT": "p"}, "ONBOARDING_KMS_KEY_NAME")],
 )
 def test_the_gcp_backend_refuses_to_start_without_project_or_key(env: dict[str, str], message: str) -> None:
-    from shared.adapters.gcp.wiring import build_gcp_services
-    from shared.config import load_settings
+    from shared.bootstrap import build_gcp_services, load_settings
 
     with pytest.raises(RuntimeError, match=message):
         build_gcp_services(load_settings({"ONBOARDING_BACKEND": "gcp", **env}))

@@ -16,7 +16,7 @@ from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.domain.tenant import ALL_STEPS, TenantState
-from shared.handlers.onboard import step_event_id
+from shared.handlers.step_commands import step_event_id
 from shared.services import PROCESSED_EVENTS, TENANTS, VALIDATIONS
 from tests.conftest import fast_settings
 from tests.e2e.server import RunningServer, free_port
@@ -123,11 +123,13 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
         broken = {
             f"{tenant}: {name}"
             for tenant in accepted
-            for name, held in check_invariants(documents, warehouse, services.central, tenant, view_commands[tenant]).items()
+            for name, held in check_invariants(
+                documents, warehouse, services.central, tenant, view_commands[tenant], plans=services.plans
+            ).items()
             if not held
         }
         assert broken == set()
-        assert set(INVARIANTS) == set(check_invariants(documents, warehouse, services.central, accepted[0], 1))
+        assert set(INVARIANTS) == set(check_invariants(documents, warehouse, services.central, accepted[0], 1, plans=services.plans))
     finally:
         services.close()
     print(f"crash recovery: {KILLS} SIGKILLs survived, {len(accepted)} tenants accepted and ACTIVE, {len(validations)} validations kept")

@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.domain.steps import dependents_of, steps
 
 KEY_RING = "onboarding"
+PURGE_ROLE_ID = "onboardingDatasetPurger"  # the custom role deploy.sh creates (PURGE_ROLE_ID there)
 CRYPTO_KEY = "api-keys"
 ROTATION_DAYS = 90
 # Pub/Sub accepts 5 to 100 delivery attempts before dead-lettering.
@@ -54,17 +55,17 @@ def shell_values(settings: Settings, project: str, region: str, bigquery_locatio
         topics.validations,
         topics.billing,
         topics.lifecycle,
-        *step_lines(settings),
+        *step_lines(settings, purge_role=f"projects/{project}/roles/{PURGE_ROLE_ID}"),
     ]
 
 
-def step_lines(settings: Settings) -> list[str]:
+def step_lines(settings: Settings, *, purge_role: str) -> list[str]:
     """One line per declared step: name, topic, root or -, the topics it releases (or -), its roles."""
     topics = settings.topics
     lines = []
     for step in steps():
         released = ",".join(topics.step(name) for name in dependents_of(step.name)) or "-"
-        grants = " ".join(grant.format(lifecycle=topics.lifecycle, billing=topics.billing) for grant in step.grants)
+        grants = " ".join(grant.format(lifecycle=topics.lifecycle, billing=topics.billing, purge_role=purge_role) for grant in step.grants)
         lines.append(f"{step.name} {topics.step(step.name)} {'-' if step.prerequisites else 'root'} {released} {grants}".rstrip())
     return lines
 

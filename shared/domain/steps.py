@@ -25,8 +25,9 @@ class StepDeclaration:
     `grants` are the roles of the step function's service account, written as deploy.sh's
     `grant` reads them: ROLE (project-wide), ROLE@central (the central dataset only),
     ROLE@tenant-datasets, ROLE@topic:NAME, ROLE@key; `{lifecycle}` stands for the lifecycle
-    topic's name. The state document (datastore.user), the step's own dead-letter topic and
-    the topics of the steps it releases are granted to every step by deploy.sh.
+    topic's name, `{purge_role}` for the custom role that deletes datasets. The state document
+    (datastore.user), the step's own dead-letter topic and the topics of the steps it releases
+    are granted to every step by deploy.sh.
     """
 
     name: str
@@ -59,8 +60,9 @@ STEP_DECLARATIONS: list[StepDeclaration] = [
         topic="onboarding-dataset",
         prerequisites=(),
         summary="the tenant's dataset and its validation table, with the validation row written and read back",
-        # Creating a dataset is a project permission (bigquery.datasets.create); jobs run in the project.
-        grants=("bigquery.jobUser", "bigquery.dataEditor"),
+        # Creating a dataset is a project permission (bigquery.datasets.create); jobs run in the project;
+        # an orphan dataset may be deleted (force_recreate_dataset) with the purge's role, tenant datasets only.
+        grants=("bigquery.jobUser", "bigquery.dataEditor", "{purge_role}@tenant-datasets"),
     ),
     StepDeclaration(
         name="view",

@@ -62,8 +62,8 @@ def test_the_declaration_feeds_topology_deploy_plan_and_schema(settings: Setting
     with declared(AUDIT):
         assert step_names()[-1] == "audit"
         assert [trigger.function for trigger in event_triggers()][-2:] == ["step_audit", "billing_event"]
-        assert step_lines(settings)[-1] == "audit onboarding-audit - - bigquery.metadataViewer"
-        assert "dataset onboarding-dataset root onboarding-view,onboarding-audit" in step_lines(settings)[2]
+        assert step_lines(settings, purge_role="R")[-1] == "audit onboarding-audit - - bigquery.metadataViewer"
+        assert "dataset onboarding-dataset root onboarding-view,onboarding-audit" in step_lines(settings, purge_role="R")[2]
         assert StepRequested.model_json_schema()["properties"]["step"]["enum"][-1] == "audit"
         assert initial_steps()["audit"].status == "WAITING"
     with pytest.raises(ValueError, match="no step named 'audit'"):

@@ -45,6 +45,13 @@ class HttpSettings(_Strict):
 
     max_body_bytes: int = Field(gt=0)
     max_wait_seconds: int = Field(ge=0)
+    idempotency_ttl_hours: float = Field(default=24, gt=0)
+
+
+class BillingSettings(_Strict):
+    """How far a billing event may be dated ahead of this service's clock before it is refused."""
+
+    max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
 
 
 class GcpSettings(_Strict):
@@ -81,6 +88,7 @@ class Settings(_Strict):
     faults: str = ""
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
+    billing: BillingSettings = BillingSettings()
 
     @property
     def production(self) -> bool:
@@ -102,6 +110,8 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
     "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
+    "ONBOARDING_BILLING_MAX_FUTURE_SKEW_SECONDS": ("billing", "max_future_skew_seconds"),
+    "ONBOARDING_IDEMPOTENCY_TTL_HOURS": ("http", "idempotency_ttl_hours"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

@@ -12,7 +12,8 @@ from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationS
 from shared.domain.dryrun_config import CHECK_NAMES, DryRunConfig, load_dryrun_config
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
-from shared.services import VALIDATIONS, Services, iso
+from shared.ports import Transaction
+from shared.services import LATEST_VALIDATIONS, VALIDATIONS, Services, iso
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,23 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         ready_for_onboarding=all_passed,
         expires_at=iso(now + ttl),
     )
+    fingerprint = request_fingerprint(request)
     record = response.model_dump()
-    record.update({"fingerprint": request_fingerprint(request), "created_at": iso(now), "request": request.model_dump()})
-    services.documents.set(VALIDATIONS, response.validation_id, record)
+    record.update({"fingerprint": fingerprint, "created_at": iso(now), "request": request.model_dump()})
+    latest = {
+        "fingerprint": fingerprint,
+        "validation_id": response.validation_id,
+        "tenant_id": request.tenant_id,
+        "ready_for_onboarding": all_passed,
+        "expires_at": response.expires_at,
+        "created_at": iso(now),
+    }
+
+    def write(txn: Transaction) -> None:
+        txn.set(VALIDATIONS, response.validation_id, record)
+        txn.set(LATEST_VALIDATIONS, fingerprint, latest)
+
+    services.documents.run_transaction(write)
     publish_event(
         services,
         services.settings.topics.validations,

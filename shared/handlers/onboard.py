@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.events import StepRequested
@@ -20,9 +20,11 @@ from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.publishing import publish_event
 from shared.ports import BackendError, Transaction
-from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, VALIDATIONS, Services
+from shared.services import API_KEYS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, TENANT_IDS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
+# A replay hands out the tenant's API key again: only while the tenant is being or has been created.
+REPLAYABLE_STATUSES = frozenset({"PROVISIONING", "ACTIVE"})
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,10 @@ def _idempotency_doc_id(key: str) -> str:
 
 
 def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
-    for record in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
-        if record.get("ready_for_onboarding") and datetime.fromisoformat(record["expires_at"]) > now:
-            return
+    """The latest dry run of these exact values passed and has not expired: one read, however many came before."""
+    latest = services.documents.get(LATEST_VALIDATIONS, fingerprint)
+    if latest is not None and latest.get("ready_for_onboarding") and datetime.fromisoformat(latest["expires_at"]) > now:
+        return
     raise DryRunRequired(
         "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",
         field="tenant_id",
@@ -86,8 +89,27 @@ def _replay(record: dict[str, Any], services: Services) -> OnboardResult:
     return OnboardResult(accepted=accepted, replayed=True)
 
 
+def _replayable(record: dict[str, Any] | None, tenant: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """`record` if it may still replay its response (and so hand out its key), else None.
+
+    Only until it expires, and only while the tenant it created is still that tenant (not
+    purged and onboarded again) and still PROVISIONING or ACTIVE: a suspended or offboarded
+    tenant's key is never handed out again. A record that may not replay counts as absent.
+    """
+    if record is None or tenant is None or "expires_at" not in record:
+        return None
+    if datetime.fromisoformat(record["expires_at"]) <= now:
+        return None
+    if tenant.get("api_key_hash") != record["api_key_hash"] or tenant.get("status") not in REPLAYABLE_STATUSES:
+        return None
+    return record
+
+
 def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: Services) -> OnboardResult | None:
     record = services.documents.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
+    if record is None:
+        return None
+    record = _replayable(record, services.documents.get(TENANTS, record["tenant_id"]), services.clock())
     if record is None:
         return None
     if record["fingerprint"] != fingerprint:
@@ -102,13 +124,13 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
     replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
     if replayed is not None:
         return replayed
-    _require_passed_dry_run(request, fingerprint, services.clock(), services)
     if services.documents.get(TENANTS, request.tenant_id) is not None:
         # A concurrent request with the same key may have created it a moment ago.
         replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
         if replayed is not None:
             return replayed
         raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
+    _require_passed_dry_run(request, fingerprint, services.clock(), services)
     _refuse_case_twin(request.tenant_id, services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id)))
 
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
@@ -154,7 +176,9 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         existing_record = txn.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
         existing_tenant = txn.get(TENANTS, request.tenant_id)
         if existing_record is not None:
-            return existing_record
+            created_by_it = txn.get(TENANTS, existing_record["tenant_id"])
+            if _replayable(existing_record, created_by_it, services.clock()) is not None:
+                return existing_record
         if existing_tenant is not None:
             raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
         claim = txn.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
@@ -165,7 +189,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         txn.create(API_KEYS, key_hash, key_doc)
         if idempotency_id:
             response = accepted.model_dump(exclude={"api_key"})
-            txn.create(
+            txn.set(  # over an expired record of the same key, if there is one
                 IDEMPOTENCY_KEYS,
                 idempotency_id,
                 {
@@ -174,6 +198,8 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                     "tenant_id": request.tenant_id,
                     "api_key_hash": key_hash,
                     "response": response,
+                    "created_at": now,
+                    "expires_at": iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours)),
                 },
             )
         return None

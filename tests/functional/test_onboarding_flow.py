@@ -155,11 +155,7 @@ def test_an_id_differing_only_by_case_from_an_existing_tenant_is_refused(client:
     assert client.post("/api/v1/tenants/dryrun", json=twin).get_json()["ready_for_onboarding"]  # before the tenant exists
     onboard_seed(client)
 
-    dry = client.post("/api/v1/tenants/dryrun", json=twin).get_json()
-    existence = next(check for check in dry["checks"] if check["name"] == "tenant_existence")
-    assert not dry["ready_for_onboarding"] and not existence["passed"]
-    assert existence["detail"] == "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'"
-    # The earlier passed dry run is still valid, so the onboarding itself must refuse.
+    # The passed dry run is still the latest of these values, so the onboarding itself must refuse.
     refused = client.post("/api/v1/tenants/onboard", json=twin)
     assert refused.status_code == 409
     assert refused.get_json()["error"] == {
@@ -167,5 +163,9 @@ def test_an_id_differing_only_by_case_from_an_existing_tenant_is_refused(client:
         "field": "tenant_id",
         "message": "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'",
     }
+    dry = client.post("/api/v1/tenants/dryrun", json=twin).get_json()
+    existence = next(check for check in dry["checks"] if check["name"] == "tenant_existence")
+    assert not dry["ready_for_onboarding"] and not existence["passed"]
+    assert existence["detail"] == "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'"
     assert platform.services.documents.get("tenants", "Customer_123") is None
     assert platform.services.documents.find("api_keys", "tenant_id", "Customer_123") == []

@@ -94,7 +94,7 @@ _ROUTERS = {name: Router(routes) for name, routes in ROUTES.items()}
 
 @functions_framework.http
 def dryrun(request: flask.Request) -> flask.Response:
-    """POST /api/v1/tenants/dryrun: run the eight checks; creates nothing."""
+    """POST /api/v1/tenants/dryrun: run every dry-run check; creates nothing."""
     return _ROUTERS["dryrun"].dispatch(request)
 
 

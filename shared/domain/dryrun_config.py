@@ -12,6 +12,7 @@ from shared.config import CONFIG_DIR
 
 CHECK_NAMES: tuple[str, ...] = (
     "tenant_id_format",
+    "company_name_format",
     "email_format",
     "gcp_credentials",
     "bigquery_connectivity",
@@ -38,7 +39,7 @@ class DryRunConfig(BaseModel):
         unknown = sorted(set(checks) - set(CHECK_NAMES))
         missing = [name for name in CHECK_NAMES if name not in checks]
         if unknown or missing:
-            raise ValueError(f"checks must name exactly the eight checks (unknown: {unknown}, missing: {missing})")
+            raise ValueError(f"checks must name exactly the checks of CHECK_NAMES (unknown: {unknown}, missing: {missing})")
         return checks
 
 

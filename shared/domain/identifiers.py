@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
 # Names the warehouse keeps for itself; a tenant dataset must never collide with them.
@@ -42,3 +43,22 @@ def dataset_identifier(name: str) -> str:
     if not TENANT_ID_PATTERN.fullmatch(name) and not re.fullmatch(r"^[A-Za-z][A-Za-z0-9_]{0,1023}$", name):
         raise ValueError("not a valid dataset name")
     return name
+
+
+# Bidirectional embeddings, overrides and isolates: they reorder how text around them is shown.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def company_name_problem(company_name: str) -> str | None:
+    """Why `company_name` may not be stored and shown, or None.
+
+    Control characters (NUL, CR/LF, the ESC of ANSI escapes, C1) and bidi controls would let a
+    name forge log lines, terminal output or the order of what an operator reads. The message
+    names the code point, never the character itself.
+    """
+    for position, character in enumerate(company_name):
+        if character in BIDI_CONTROLS:
+            return f"company_name contains the bidirectional control U+{ord(character):04X} at position {position}"
+        if unicodedata.category(character) == "Cc":
+            return f"company_name contains the control character U+{ord(character):04X} at position {position}"
+    return None

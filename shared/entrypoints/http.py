@@ -22,6 +22,7 @@ from shared.domain.errors import (
     PayloadTooLarge,
     RouteNotFound,
     ServiceUnavailable,
+    UnsupportedMediaType,
 )
 from shared.ports import BackendError
 
@@ -49,6 +50,7 @@ def error_response(error: DomainError, headers: dict[str, str] | None = None) ->
 
 def read_json(request: flask.Request, model: type[M], max_bytes: int) -> M:
     """Parse a bounded JSON object body into `model`; DomainErrors say what is wrong."""
+    require_json_content_type(request)
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body is over {max_bytes} bytes")
     raw = request.stream.read(max_bytes + 1)
@@ -61,6 +63,13 @@ def read_json(request: flask.Request, model: type[M], max_bytes: int) -> M:
     if not isinstance(data, dict):
         raise InvalidRequest("body must be a JSON object")
     return validate(model, data)
+
+
+def require_json_content_type(request: flask.Request) -> None:
+    """415 unless the body is declared `application/json` (a charset, if given, must be UTF-8, as JSON is: RFC 8259 section 8.1)."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType("the body must be sent as Content-Type: application/json", field="Content-Type")
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

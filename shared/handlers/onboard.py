@@ -13,8 +13,8 @@ from typing import Any
 from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
-from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
-from shared.domain.identifiers import case_twin_problem, folded_tenant_id
+from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, InvalidRequest, TenantExists
+from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
@@ -119,6 +119,9 @@ def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: 
 
 def onboard(request: OnboardRequest, idempotency_key: str | None, services: Services) -> OnboardResult:
     """Create the tenant (state document, API key) and start its provisioning steps."""
+    problem = company_name_problem(request.company_name)
+    if problem is not None:  # the dry run fails on it too; this keeps it out of the tenant and the warehouse
+        raise InvalidRequest(problem, field="company_name")
     fingerprint = request_fingerprint(request)
     idempotency_id = _idempotency_doc_id(idempotency_key) if idempotency_key else None
     replayed = _replay_if_recorded(idempotency_id, fingerprint, services)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
 from shared import sql
-from shared.domain.api_keys import hash_api_key
+from shared.domain.api_keys import hash_api_key, presented_api_key
 from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
 from shared.domain.identifiers import tenant_id_problem
 from shared.handlers.steps import load_tenant
@@ -40,6 +40,7 @@ def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
 
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
+    api_key = presented_api_key(api_key)
     if not api_key:
         raise Unauthorized("X-API-Key header is required", field="X-API-Key")
     key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))

@@ -6,8 +6,23 @@ import re
 import unicodedata
 
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
-# Names the warehouse keeps for itself; a tenant dataset must never collide with them.
-RESERVED_DATASET_NAMES = frozenset({"main", "information_schema", "pg_catalog", "temp", "system"})
+# The embedded warehouse (DuckDB) resolves `name.table` against catalogs before schemas: its
+# catalogs (`duckdb_databases()`: the data file's own, named after warehouse.duckdb, plus system
+# and temp) and built-in schemas (`duckdb_schemas()`) cannot be a tenant's dataset. A test
+# checks this list against what the engine reports.
+EMBEDDED_RESERVED_NAMES = frozenset({"warehouse", "system", "temp", "main", "information_schema", "pg_catalog"})
+# BigQuery: INFORMATION_SCHEMA qualifies a dataset or region in queries
+# (https://cloud.google.com/bigquery/docs/information-schema-intro#syntax); a name beginning with
+# an underscore is a hidden dataset (https://cloud.google.com/bigquery/docs/datasets#dataset-naming),
+# refused by its own rule below.
+BIGQUERY_RESERVED_NAMES = frozenset({"information_schema"})
+# Every static segment of the API's paths: a tenant named `dryrun` could be onboarded but never
+# looked up. A test derives the segments from the route table and checks each is refused.
+ROUTE_WORDS = frozenset(
+    {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run"}
+)
+# Names a tenant dataset must never take, whichever warehouse serves it.
+RESERVED_DATASET_NAMES = EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES | ROUTE_WORDS
 
 
 def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) -> str | None:
@@ -20,8 +35,17 @@ def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) ->
         return "tenant_id may contain only letters, digits and underscores"
     if tenant_id.startswith("_"):
         return "tenant_id must not start with an underscore (BigQuery hides such datasets)"
-    if tenant_id.lower() in RESERVED_DATASET_NAMES | {name.lower() for name in reserved}:
-        return f"tenant_id '{tenant_id}' is a reserved dataset name"
+    return _reserved_name_problem(tenant_id, reserved)
+
+
+def _reserved_name_problem(tenant_id: str, reserved: frozenset[str]) -> str | None:
+    folded = tenant_id.lower()
+    if folded in ROUTE_WORDS:
+        return f"tenant_id '{tenant_id}' is a word of the API's paths"
+    if folded in EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES:
+        return f"tenant_id '{tenant_id}' is a name a warehouse reserves"
+    if folded in {name.lower() for name in reserved}:
+        return f"tenant_id '{tenant_id}' is the name of a dataset of this platform"
     return None
 
 

@@ -101,3 +101,26 @@ def test_finding9_api_key_whitespace_is_stripped_the_same_way_in_the_app_and_ove
         connection.close()
         seen[label] = (in_app, over_http)
     assert set(seen.values()) == {(200, 200)}, seen
+
+
+def _route_words() -> set[str]:
+    """Every static segment of the route table."""
+    from functions.api import ROUTES
+
+    return {segment for routes in ROUTES.values() for _, path, _ in routes for segment in path.split("/") if segment and "<" not in segment}
+
+
+def test_finding5_warehouse_fails_the_tenant_id_format_check(client: FlaskClient) -> None:
+    dry = client.post(DRYRUN, json={**SEED_REQUEST, "tenant_id": "warehouse"}).get_json()
+    check = next(check for check in dry["checks"] if check["name"] == "tenant_id_format")
+    assert (dry["ready_for_onboarding"], check["passed"]) == (False, False), check
+    assert "reserve" in check["detail"]
+
+
+def test_finding9_every_route_word_is_refused_as_a_tenant_id(client: FlaskClient) -> None:
+    words = _route_words()
+    assert {"dryrun", "onboard", "purge-expired", "tenants"} <= words
+    for word in sorted(words):
+        dry = client.post(DRYRUN, json={**SEED_REQUEST, "tenant_id": word}).get_json()
+        check = next(check for check in dry["checks"] if check["name"] == "tenant_id_format")
+        assert check["passed"] is False, (word, check)

@@ -43,7 +43,7 @@ def _reserved_name_problem(tenant_id: str, reserved: frozenset[str]) -> str | No
     if folded in ROUTE_WORDS:
         return f"tenant_id '{tenant_id}' is a word of the API's paths"
     if folded in EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES:
-        return f"tenant_id '{tenant_id}' is a name a warehouse reserves"
+        return f"tenant_id '{tenant_id}' is a name reserved by a warehouse"
     if folded in {name.lower() for name in reserved}:
         return f"tenant_id '{tenant_id}' is the name of a dataset of this platform"
     return None

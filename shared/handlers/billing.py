@@ -168,6 +168,7 @@ def _finish_effects(services: Services, marker: dict[str, Any], marker_id: str) 
             occurred_at=marker["changed_at"],
             previous_status=marker["previous_status"],
             previous_plan=marker["previous_plan"],
+            cause_key=marker_id,
         )
     services.documents.set(PROCESSED_EVENTS, marker_id, {**marker, "effects_done": True})
 

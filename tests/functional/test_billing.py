@@ -14,6 +14,7 @@ from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.entrypoints.runtime import install_services
 from shared.handlers.billing import processed_id
+from shared.handlers.lifecycle import lifecycle_event_id
 from shared.services import Services, utcnow
 from tests.conftest import SEED_REQUEST, onboard_seed
 from tests.functional.billing_support import api_key_status, billing_message, lifecycle_events, post_billing, trail, view_row
@@ -176,7 +177,7 @@ def test_duplicates_are_applied_once(client: FlaskClient, platform: Any) -> None
 
     assert [record["event_id"] for record in trail(client, TENANT)] == ["evt-dup-1"]
     suspended = [event["event_id"] for event in lifecycle_events(platform, TENANT) if event["type"] == "tenant.suspended"]
-    assert set(suspended) == {"evt-dup-1.tenant.suspended"}
+    assert set(suspended) == {lifecycle_event_id(processed_id(BillingEvent.model_validate(message)), "tenant.suspended")}
     state = platform.services.documents.get("tenants", TENANT)
     assert state["status"] == "SUSPENDED"
     marker = platform.services.documents.get("processed_events", processed_id(BillingEvent.model_validate(message)))
@@ -335,8 +336,8 @@ def test_a_failure_after_the_decision_is_finished_by_the_redelivery(client: Flas
     assert (row["tenant_status"], row["subscription_status"]) == ("SUSPENDED", "SUSPENDED")
     [record] = trail(client, TENANT)
     assert (record["outcome"], record["status_before"]) == ("applied", "ACTIVE")
-    assert [event["event_id"] for event in lifecycle_events(platform, TENANT) if event["type"] == "tenant.suspended"] == [
-        "evt-flaky.tenant.suspended"
-    ]
     flaky = BillingEvent.model_validate(billing_message("evt-flaky", TENANT, "payment_failed", 1))
+    assert [event["event_id"] for event in lifecycle_events(platform, TENANT) if event["type"] == "tenant.suspended"] == [
+        lifecycle_event_id(processed_id(flaky), "tenant.suspended")
+    ]
     assert platform.services.documents.get("processed_events", processed_id(flaky))["effects_done"] is True

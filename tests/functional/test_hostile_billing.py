@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from shared.services import Services, utcnow
 from tests.conftest import SEED_REQUEST, onboard_seed
-from tests.functional.billing_support import billing_message, post_billing, trail
+from tests.functional.billing_support import billing_message, lifecycle_events, post_billing, trail
 
 TENANT = SEED_REQUEST["tenant_id"]
 OTHER = {**SEED_REQUEST, "tenant_id": "customer_456", "company_name": "Other Corporation"}
@@ -82,6 +82,9 @@ def test_finding2_event_ids_are_deduped_per_tenant_and_source_and_a_reused_id_wi
     _settle(platform)
     assert (_status(client), _status(client, OTHER["tenant_id"])) == ("SUSPENDED", "SUSPENDED"), "tenant B's event was not dropped"
     assert [record["event_id"] for record in trail(client, OTHER["tenant_id"])] == ["evt-shared"]
+    suspensions = [event for event in lifecycle_events(platform) if event["type"] == "tenant.suspended"]
+    assert {event["cause_event_id"] for event in suspensions} == {"evt-shared"}
+    assert len({event["event_id"] for event in suspensions}) == 2, "downstream dedupe must not drop tenant B's announcement"
 
     post_billing(client, billing_message("evt-shared", TENANT, "payment_recovered", 2))  # same id, same source, other payload
     post_billing(client, billing_message("evt-shared", TENANT, "payment_failed", 1))  # an honest redelivery

@@ -28,8 +28,7 @@ from werkzeug.serving import make_server
 from functions.local import LocalPlatform
 from shared import sql
 from shared.adapters.guarded import unwrap
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.bootstrap import build_embedded_services, load_settings
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.ports import DocumentStore, Warehouse
 from shared.services import API_KEYS, TENANTS

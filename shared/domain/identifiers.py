@@ -1,9 +1,11 @@
-"""Tenant ids double as BigQuery dataset names, so they are checked before any use."""
+"""Tenant ids double as BigQuery dataset names, so they are checked before any use; request fingerprints."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
+from typing import Protocol
 
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
 # The embedded warehouse (DuckDB) resolves `name.table` against catalogs before schemas: its
@@ -86,3 +88,16 @@ def company_name_problem(company_name: str) -> str | None:
         if unicodedata.category(character) == "Cc":
             return f"company_name contains the control character U+{ord(character):04X} at position {position}"
     return None
+
+
+class Fingerprinted(Protocol):
+    """A request that names the values a passed dry run vouches for."""
+
+    def fingerprint_fields(self) -> tuple[str, str, str, str]:
+        """tenant_id, company_name, admin_email, subscription_plan."""
+        ...
+
+
+def request_fingerprint(request: Fingerprinted) -> str:
+    """A stable id of the four values a dry run vouches for."""
+    return hashlib.sha256("\x1f".join(request.fingerprint_fields()).encode()).hexdigest()

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
+from shared.domain.documents import IdempotencyRecord, LatestValidation, StoredAcceptance
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, InvalidRequest, TenantExists
-from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id
+from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id, request_fingerprint
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
-from shared.handlers.dryrun import request_fingerprint
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
-from shared.handlers.publishing import publish_event
+from shared.handlers.step_commands import publish_step, status_url
 from shared.ports import BackendError, Transaction
 from shared.services import API_KEYS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, TENANT_IDS, TENANTS, Services, iso
 
@@ -35,43 +34,15 @@ class OnboardResult:
     replayed: bool
 
 
-def status_url(tenant_id: str) -> str:
-    """Where to poll the tenant's progress."""
-    return f"/api/v1/tenants/{tenant_id}"
-
-
-def step_event_id(state: TenantState, step: str, generation: int) -> str:
-    """Deterministic, so a republished step command is recognized as the same event.
-
-    The tenant's creation time is part of it: a tenant id onboarded again after a purge
-    starts a new series of events instead of finding the old ones already processed.
-    """
-    return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
-
-
-def publish_step(services: Services, state: TenantState, step: str) -> None:
-    """Publish the command for one step of `state` on that step's topic."""
-    generation = state.steps[step].generation
-    command = StepRequested(
-        event_id=step_event_id(state, step, generation),
-        tenant_id=state.tenant_id,
-        step=step,  # type: ignore[arg-type]
-        generation=generation,
-        force_recreate_dataset=state.force_recreate_dataset,
-        force_recreate_tables=state.force_recreate_tables,
-        occurred_at=services.now(),
-    )
-    publish_event(services, getattr(services.settings.topics, step), command, tenant_id=state.tenant_id)
-
-
 def _idempotency_doc_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
     """The latest dry run of these exact values passed and has not expired: one read, however many came before."""
-    latest = services.documents.get(LATEST_VALIDATIONS, fingerprint)
-    if latest is not None and latest.get("ready_for_onboarding") and datetime.fromisoformat(latest["expires_at"]) > now:
+    raw = services.documents.get(LATEST_VALIDATIONS, fingerprint)
+    latest = LatestValidation.model_validate(raw) if raw is not None else None
+    if latest is not None and latest.ready_for_onboarding and datetime.fromisoformat(latest.expires_at) > now:
         return
     raise DryRunRequired(
         "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",
@@ -79,30 +50,40 @@ def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: date
     )
 
 
-def _replay(record: dict[str, Any], services: Services) -> OnboardResult:
-    key_doc = services.documents.get(API_KEYS, record["api_key_hash"])
+def _replay(raw: dict[str, Any], services: Services) -> OnboardResult:
+    record = IdempotencyRecord.model_validate(raw)
+    key_doc = services.documents.get(API_KEYS, record.api_key_hash)
     if key_doc is None:
         raise BackendError("the key of the original response is gone")
     ciphertext = base64.b64decode(key_doc["ciphertext"])
-    api_key = services.keys.decrypt(ciphertext, record["tenant_id"].encode()).decode()
-    accepted = OnboardAccepted.model_validate({**record["response"], "api_key": api_key})
+    api_key = services.keys.decrypt(ciphertext, record.tenant_id.encode()).decode()
+    first = record.response
+    accepted = OnboardAccepted(
+        tenant_id=first.tenant_id,
+        api_key=api_key,
+        subscription_plan=first.subscription_plan,
+        status=first.status,
+        status_url=first.status_url,
+        message=first.message,
+    )
     return OnboardResult(accepted=accepted, replayed=True)
 
 
-def _replayable(record: dict[str, Any] | None, tenant: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
-    """`record` if it may still replay its response (and so hand out its key), else None.
+def _replayable(raw: dict[str, Any] | None, tenant: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """`raw` if it may still replay its response (and so hand out its key), else None.
 
     Only until it expires, and only while the tenant it created is still that tenant (not
     purged and onboarded again) and still PROVISIONING or ACTIVE: a suspended or offboarded
     tenant's key is never handed out again. A record that may not replay counts as absent.
     """
-    if record is None or tenant is None or "expires_at" not in record:
+    if raw is None or tenant is None:
         return None
-    if datetime.fromisoformat(record["expires_at"]) <= now:
+    record = IdempotencyRecord.model_validate(raw)
+    if record.expires_at is None or datetime.fromisoformat(record.expires_at) <= now:
         return None
-    if tenant.get("api_key_hash") != record["api_key_hash"] or tenant.get("status") not in REPLAYABLE_STATUSES:
+    if tenant.get("api_key_hash") != record.api_key_hash or tenant.get("status") not in REPLAYABLE_STATUSES:
         return None
-    return record
+    return raw
 
 
 def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: Services) -> OnboardResult | None:
@@ -191,20 +172,23 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         txn.create(TENANTS, request.tenant_id, state.model_dump())
         txn.create(API_KEYS, key_hash, key_doc)
         if idempotency_id:
-            response = accepted.model_dump(exclude={"api_key"})
-            txn.set(  # over an expired record of the same key, if there is one
-                IDEMPOTENCY_KEYS,
-                idempotency_id,
-                {
-                    "id": idempotency_id,
-                    "fingerprint": fingerprint,
-                    "tenant_id": request.tenant_id,
-                    "api_key_hash": key_hash,
-                    "response": response,
-                    "created_at": now,
-                    "expires_at": iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours)),
-                },
+            response = StoredAcceptance(
+                tenant_id=accepted.tenant_id,
+                subscription_plan=accepted.subscription_plan,
+                status=accepted.status,
+                status_url=accepted.status_url,
+                message=accepted.message,
             )
+            record = IdempotencyRecord(
+                id=idempotency_id,
+                fingerprint=fingerprint,
+                tenant_id=request.tenant_id,
+                api_key_hash=key_hash,
+                response=response,
+                created_at=now,
+                expires_at=iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours)),
+            )
+            txn.set(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())  # over an expired record of the same key, if any
         return None
 
     concurrent_record = services.documents.run_transaction(create)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from schemas.http import PurgeResponse, TenantEventRecord
+from schemas.http import PurgeResponse
 from shared import sql
 from shared.domain import tenant as transitions
+from shared.domain.documents import TenantEventDocument
 from shared.domain.identifiers import folded_tenant_id
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
-from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, Services
+from shared.services import IDEMPOTENCY_KEYS, TENANT_EVENTS, TENANT_IDS, TENANTS, Services
 
 logger = logging.getLogger(__name__)
 PURGE_SOURCE = "retention-policy"
@@ -32,7 +31,7 @@ def purge_expired_tenants(services: Services) -> PurgeResponse:
             purged.append(state.tenant_id)
     if purged:
         logger.info("offboarded tenants purged", extra={"purged": len(purged), "retained": retained})
-    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=default_lifecycle_policy().retention_days)
+    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=services.lifecycle.retention_days)
 
 
 def purge_tenant(services: Services, state: TenantState) -> bool:
@@ -42,7 +41,7 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
     for statement in sql.statements(sql.render("delete_tenant_rows", central=services.central)):
         services.warehouse.execute(statement, {"tenant_id": tenant_id})
     now = services.clock()
-    record = TenantEventRecord(
+    record = TenantEventDocument(
         event_id=f"{tenant_id}.purged.{state.incarnation}",
         tenant_id=tenant_id,
         type="tenant_purged",

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.domain.tenant import FINAL_STEP, TenantState
-from shared.handlers.onboard import publish_step
+from shared.handlers.step_commands import publish_step
 from shared.services import TENANTS, Services
 
 logger = logging.getLogger(__name__)

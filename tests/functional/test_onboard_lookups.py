@@ -9,7 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from schemas.http import TenantRequest
-from shared.handlers.dryrun import request_fingerprint
+from shared.domain.identifiers import request_fingerprint
 from shared.ports import Transaction
 from shared.services import Services, iso, utcnow
 from tests.conftest import SEED_REQUEST

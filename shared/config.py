@@ -34,7 +34,7 @@ class Topics(_Strict):
 class EventBusSettings(_Strict):
     """Delivery policy of the embedded bus (Pub/Sub's is set by deploy.sh)."""
 
-    workers: int = Field(ge=1, le=64)
+    workers: int = Field(ge=1, le=256)
     max_attempts: int = Field(ge=1, le=100)
     ack_deadline_seconds: float = Field(gt=0)
     min_backoff_seconds: float = Field(ge=0)
@@ -76,6 +76,14 @@ class CallSettings(_Strict):
     max_backoff_seconds: float = Field(default=0.5, gt=0)
 
 
+class CloudProfileSettings(_Strict):
+    """A Google Cloud behaviour profile for the embedded backends (latency, quotas, contention), see shared/cloud_profile.py."""
+
+    name: Literal["", "gcp"] = ""
+    time_scale: float = Field(default=1.0, gt=0, le=100)  # 1 = real time; 0.01 runs every wait 100x faster
+    seed: int | None = None
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -91,6 +99,7 @@ class Settings(_Strict):
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
     billing: BillingSettings = BillingSettings()
+    cloud_profile: CloudProfileSettings = CloudProfileSettings()
 
     @property
     def production(self) -> bool:
@@ -114,6 +123,9 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
     "ONBOARDING_BILLING_MAX_FUTURE_SKEW_SECONDS": ("billing", "max_future_skew_seconds"),
     "ONBOARDING_IDEMPOTENCY_TTL_HOURS": ("http", "idempotency_ttl_hours"),
+    "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
+    "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
+    "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

@@ -7,6 +7,7 @@ from shared.ports.errors import (
     BackendUnavailable,
     DecryptionFailed,
     NotFound,
+    RateLimited,
     TransactionConflict,
 )
 from shared.ports.event_bus import EventBus
@@ -23,6 +24,7 @@ __all__ = [
     "EventBus",
     "KeyManager",
     "NotFound",
+    "RateLimited",
     "Row",
     "Transaction",
     "TransactionConflict",

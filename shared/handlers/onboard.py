@@ -15,7 +15,8 @@ from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.documents import IdempotencyRecord, LatestValidation, StoredAcceptance
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, InvalidRequest, TenantExists
 from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id, request_fingerprint
-from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
+from shared.domain.steps import root_steps
+from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.step_commands import publish_step, status_url
 from shared.ports import BackendError, Transaction
@@ -108,15 +109,15 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
     replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
     if replayed is not None:
         return replayed
-    if services.documents.get(TENANTS, request.tenant_id) is not None:
-        # A concurrent request with the same key may have created it a moment ago.
-        replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
-        if replayed is not None:
-            return replayed
-        raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
-    _require_passed_dry_run(request, fingerprint, services.clock(), services)
-    _refuse_case_twin(request.tenant_id, services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id)))
-
+    try:
+        _require_passed_dry_run(request, fingerprint, services.clock(), services)
+    except DryRunRequired:
+        # An existing tenant is the answer that tells the client more (also once a replay record expired).
+        if services.documents.get(TENANTS, request.tenant_id) is not None:
+            raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id") from None
+        raise
+    # An existing tenant, a case twin or a concurrent request with the same key are all found
+    # by the transaction below, which reads those documents anyway: no separate trip first.
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
     dataset_action = dataset_action_for(
         services.warehouse.dataset_exists(request.tenant_id), request.force_recreate_dataset, request.force_recreate_tables
@@ -198,7 +199,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         return _replay(concurrent_record, services)
 
     logger.info("tenant accepted", extra={"tenant_id": request.tenant_id})
-    for step in PREREQUISITE_STEPS:
+    for step in root_steps():
         try:
             publish_step(services, state, step)
         except BackendError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.domain.tenant import TenantState
 from shared.handlers.step_commands import publish_step
 from shared.services import TENANTS, Services
 
@@ -27,7 +27,7 @@ def reconcile(services: Services, stale_after: timedelta) -> int:
         for name, step in state.steps.items():
             if step.status not in ("PENDING", "RUNNING"):
                 continue
-            if name == FINAL_STEP and not state.prerequisites_done():
+            if not state.prerequisites_done(name):
                 continue
             publish_step(services, state, name)
             republished += 1

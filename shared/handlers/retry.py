@@ -8,7 +8,7 @@ from schemas.http import RetryAccepted
 from shared.domain import tenant as transitions
 from shared.domain.errors import TenantNotFailed, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
-from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import mark_retried
 from shared.handlers.step_commands import publish_step, status_url
 from shared.handlers.tenant_store import load_tenant, update_tenant
@@ -34,7 +34,7 @@ def retry_tenant(tenant_id: str, services: Services) -> RetryAccepted:
     state = update_tenant(services, tenant_id, change)
     assert state is not None
     for name in retried:
-        if name == FINAL_STEP and not state.prerequisites_done():
+        if not state.prerequisites_done(name):
             continue  # released by the fan-in once the prerequisites are done
         try:
             publish_step(services, state, name)

@@ -28,10 +28,10 @@ def publish_step(services: Services, state: TenantState, step: str) -> None:
     command = StepRequested(
         event_id=step_event_id(state, step, generation),
         tenant_id=state.tenant_id,
-        step=step,  # type: ignore[arg-type]
+        step=step,
         generation=generation,
         force_recreate_dataset=state.force_recreate_dataset,
         force_recreate_tables=state.force_recreate_tables,
         occurred_at=services.now(),
     )
-    publish_event(services, getattr(services.settings.topics, step), command, tenant_id=state.tenant_id)
+    publish_event(services, services.settings.topics.step(step), command, tenant_id=state.tenant_id)

@@ -49,13 +49,15 @@ def test_finding3_a_fresh_dry_run_is_found_after_thousands_of_earlier_ones(clien
     assert response.status_code == 202, response.get_json()
 
 
-def test_finding3_the_latest_dry_run_decides_not_any_earlier_one(client: FlaskClient, platform: Any) -> None:
+def test_finding3_the_latest_dry_run_decides_not_any_earlier_one(client: FlaskClient) -> None:
     """A passed dry run followed by a failed one for the same values: the failed one is the latest, onboarding waits."""
-    services: Services = platform.services
     assert client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
-    services.warehouse.execute(f"DROP TABLE `{services.central}.tenant_profiles`")
-    assert not client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
-    assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 412
+    twin = {**SEED_REQUEST, "tenant_id": "Customer_123"}
+    assert client.post("/api/v1/tenants/dryrun", json=twin).get_json()["ready_for_onboarding"]
+    assert client.post("/api/v1/tenants/onboard", json=twin).status_code == 202
+    assert not client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]  # a case twin now
+    refused = client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (412, "DRYRUN_REQUIRED")
 
 
 def _onboard_with_key(client: FlaskClient, key: str, wait: int = 20) -> Any:

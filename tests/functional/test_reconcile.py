@@ -23,7 +23,9 @@ SCHEDULER_EVENT = CloudEvent(
 def _step_commands(bus: SqliteEventBus, services: Services) -> list[str]:
     topics = services.settings.topics
     return sorted(
-        json.loads(data)["event_id"] for topic in (topics.subscription, topics.quota, topics.dataset) for data, _ in bus.messages(topic)
+        json.loads(data)["event_id"]
+        for topic in (topics.step("subscription"), topics.step("quota"), topics.step("dataset"))
+        for data, _ in bus.messages(topic)
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import flask
 import functions_framework
 
@@ -31,7 +33,8 @@ def _dryrun(request: flask.Request) -> flask.Response:
 def _wait_seconds(raw: str | None, limit: int) -> int:
     if raw is None:
         return 0
-    if not raw.isdigit() or int(raw) > limit:
+    # ASCII digits only ("²".isdigit() is true), and few of them: int() refuses over 4,300 digits.
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > limit:
         raise InvalidRequest(f"wait must be a whole number of seconds from 0 to {limit}", field="wait")
     return int(raw)
 
@@ -90,7 +93,7 @@ def _openapi(request: flask.Request) -> flask.Response:
 
 @functions_framework.http
 def dryrun(request: flask.Request) -> flask.Response:
-    """POST /api/v1/tenants/dryrun: run the eight checks; creates nothing."""
+    """POST /api/v1/tenants/dryrun: run every dry-run check; creates nothing."""
     return serve("dryrun", request)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import flask
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from functions.routes import ALL_ROUTES
@@ -27,6 +28,7 @@ from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, 
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_services
 from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
+from shared.entrypoints.http import http_error
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.reconcile import reconcile
@@ -42,12 +44,14 @@ LOCAL_PROJECT = "local-project"
 def create_app() -> flask.Flask:
     """One Flask app that routes every path to the HTTP function that owns it."""
     app = flask.Flask("onboarding")
+    app.url_map.merge_slashes = False  # a redirect would answer before the router, and not in JSON
 
     @app.route("/", defaults={"path": ""}, methods=_METHODS)
     @app.route("/<path:path>", methods=_METHODS)
     def dispatch(path: str) -> flask.Response:
         return ALL_ROUTES.dispatch(flask.request)
 
+    app.register_error_handler(HTTPException, http_error)
     return app
 
 

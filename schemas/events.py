@@ -3,9 +3,10 @@ transport's message id, because a republished message gets a new one."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
 from schemas.base import Contract
 from schemas.http import CheckResult, TenantStatus
@@ -65,6 +66,16 @@ class BillingEvent(Contract):
     new_plan: str | None = Field(default=None, min_length=1, max_length=50)
     occurred_at: AwareDatetime = Field(strict=False, description="When the billing system decided it (RFC 3339, with offset)")
     source: str = Field(min_length=1, max_length=100)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _representable_in_utc(cls, value: datetime) -> datetime:
+        """9999-12-31T23:59:59-01:00 is a valid RFC 3339 time with no UTC form in Python: refused here, not later."""
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("occurred_at is out of range once converted to UTC") from None
+        return value
 
     @model_validator(mode="after")
     def _new_plan_only_for_plan_changes(self) -> BillingEvent:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from schemas.events import BillingEvent
 from scripts.bench import operator_session, percentile, request_body, serving_platform
 from shared.handlers.billing import processed_id
 
@@ -45,7 +46,7 @@ def run(data_dir: Path, tenants: int, latency_events: int, burst_events: int) ->
             body = message(event_id, tenant_ids[index % tenants], index)
             assert session.post(f"{url}/billing/events", json=body, timeout=10).status_code == 202
             accepted = time.perf_counter()
-            while not (documents.get("processed_events", processed_id(event_id)) or {}).get("effects_done"):
+            while not (documents.get("processed_events", processed_id(BillingEvent.model_validate(body))) or {}).get("effects_done"):
                 time.sleep(0.0005)
             latencies.append((time.perf_counter() - accepted) * 1000)
 

@@ -54,6 +54,13 @@ class HttpSettings(_Strict):
 
     max_body_bytes: int = Field(gt=0)
     max_wait_seconds: int = Field(ge=0)
+    idempotency_ttl_hours: float = Field(default=24, gt=0)
+
+
+class BillingSettings(_Strict):
+    """How far a billing event may be dated ahead of this service's clock before it is refused."""
+
+    max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
 
 
 class GcpSettings(_Strict):
@@ -113,6 +120,7 @@ class Settings(_Strict):
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
     auth: AuthSettings = AuthSettings()
+    billing: BillingSettings = BillingSettings()
     cloud_profile: CloudProfileSettings = CloudProfileSettings()
 
     @property
@@ -142,6 +150,8 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
     "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
+    "ONBOARDING_BILLING_MAX_FUTURE_SKEW_SECONDS": ("billing", "max_future_skew_seconds"),
+    "ONBOARDING_IDEMPOTENCY_TTL_HOURS": ("http", "idempotency_ttl_hours"),
     "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
     "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
     "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),

@@ -16,6 +16,7 @@ from shared.ports import DocumentStore, EventBus, KeyManager, OperatorAuthentica
 
 TENANTS = "tenants"
 VALIDATIONS = "validations"
+LATEST_VALIDATIONS = "latest_validations"  # request fingerprint -> the latest dry run of those four values
 API_KEYS = "api_keys"
 PROCESSED_EVENTS = "processed_events"
 IDEMPOTENCY_KEYS = "idempotency_keys"

@@ -19,3 +19,15 @@ def generate_api_key(tenant_id: str) -> str:
 def hash_api_key(api_key: str) -> str:
     """The lookup id of a key: hex SHA-256 (keys have 96 random bits, so no salt is needed)."""
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def presented_api_key(raw: str | None) -> str | None:
+    """The key a caller presented, without the spaces and tabs around it; None when there is none.
+
+    HTTP does not count whitespace around a field value as part of it (RFC 9110, section 5.5:
+    https://www.rfc-editor.org/rfc/rfc9110#section-5.5), and servers differ in what they strip
+    before the app sees it (werkzeug's keeps trailing, not leading, whitespace), so stripping
+    is the only rule that holds the same over every transport.
+    """
+    key = (raw or "").strip(" \t")
+    return key or None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 DocumentVersion = Literal["1"]
 DeadLetterStatus = Literal["OPEN", "RETRIED"]
@@ -65,6 +65,17 @@ class ValidationDocument(_Document):
     request: StoredTenantRequest
 
 
+class LatestValidation(_Document):
+    """`latest_validations/{fingerprint}`: the latest dry run of four values, written with it; onboarding reads only this."""
+
+    fingerprint: str
+    validation_id: str
+    tenant_id: str
+    ready_for_onboarding: bool
+    expires_at: str
+    created_at: str
+
+
 class StoredAcceptance(_Document):
     """The 202 body of an onboarding, without its API key (the key is kept encrypted in `api_keys`)."""
 
@@ -84,6 +95,9 @@ class IdempotencyRecord(_Document):
     tenant_id: str
     api_key_hash: str
     response: StoredAcceptance
+    # Absent from records written before replays expired (such a record never replays again).
+    created_at: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    expires_at: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class DeadLetterDocument(_Document):
@@ -103,7 +117,7 @@ class DeadLetterDocument(_Document):
 
 
 class TenantEventDocument(_Document):
-    """`tenant_events/{event_id}`: one entry of a tenant's audit trail."""
+    """`tenant_events/{id}`: one entry of a tenant's audit trail (a billing entry is keyed like its processed marker)."""
 
     event_id: str
     tenant_id: str

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CHECK_NAMES: tuple[str, ...] = (
     "tenant_id_format",
+    "company_name_format",
     "email_format",
     "gcp_credentials",
     "bigquery_connectivity",
@@ -33,7 +34,7 @@ class DryRunConfig(BaseModel):
         unknown = sorted(set(checks) - set(CHECK_NAMES))
         missing = [name for name in CHECK_NAMES if name not in checks]
         if unknown or missing:
-            raise ValueError(f"checks must name exactly the eight checks (unknown: {unknown}, missing: {missing})")
+            raise ValueError(f"checks must name exactly the checks of CHECK_NAMES (unknown: {unknown}, missing: {missing})")
         return checks
 
 

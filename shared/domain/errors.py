@@ -27,6 +27,12 @@ class InvalidJson(DomainError):
     code, status = "INVALID_JSON", 400
 
 
+class UnsupportedMediaType(DomainError):
+    """A body that is not declared `application/json` (so no page can post one cross-origin as a simple request)."""
+
+    code, status = "UNSUPPORTED_MEDIA_TYPE", 415
+
+
 class PayloadTooLarge(DomainError):
     """The body is over the size limit."""
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from typing import Protocol
 
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
-# Names the warehouse keeps for itself; a tenant dataset must never collide with them.
-RESERVED_DATASET_NAMES = frozenset({"main", "information_schema", "pg_catalog", "temp", "system"})
+# The embedded warehouse (DuckDB) resolves `name.table` against catalogs before schemas: its
+# catalogs (`duckdb_databases()`: the data file's own, named after warehouse.duckdb, plus system
+# and temp) and built-in schemas (`duckdb_schemas()`) cannot be a tenant's dataset. A test
+# checks this list against what the engine reports.
+EMBEDDED_RESERVED_NAMES = frozenset({"warehouse", "system", "temp", "main", "information_schema", "pg_catalog"})
+# BigQuery: INFORMATION_SCHEMA qualifies a dataset or region in queries
+# (https://cloud.google.com/bigquery/docs/information-schema-intro#syntax); a name beginning with
+# an underscore is a hidden dataset (https://cloud.google.com/bigquery/docs/datasets#dataset-naming),
+# refused by its own rule below.
+BIGQUERY_RESERVED_NAMES = frozenset({"information_schema"})
+# Every static segment of the API's paths: a tenant named `dryrun` could be onboarded but never
+# looked up. A test derives the segments from the route table and checks each is refused.
+ROUTE_WORDS = frozenset(
+    {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run"}
+)
+# Names a tenant dataset must never take, whichever warehouse serves it.
+RESERVED_DATASET_NAMES = EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES | ROUTE_WORDS
 
 
 def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) -> str | None:
@@ -21,8 +37,17 @@ def tenant_id_problem(tenant_id: str, reserved: frozenset[str] = frozenset()) ->
         return "tenant_id may contain only letters, digits and underscores"
     if tenant_id.startswith("_"):
         return "tenant_id must not start with an underscore (BigQuery hides such datasets)"
-    if tenant_id.lower() in RESERVED_DATASET_NAMES | {name.lower() for name in reserved}:
-        return f"tenant_id '{tenant_id}' is a reserved dataset name"
+    return _reserved_name_problem(tenant_id, reserved)
+
+
+def _reserved_name_problem(tenant_id: str, reserved: frozenset[str]) -> str | None:
+    folded = tenant_id.lower()
+    if folded in ROUTE_WORDS:
+        return f"tenant_id '{tenant_id}' is a word of the API's paths"
+    if folded in EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES:
+        return f"tenant_id '{tenant_id}' is a name reserved by a warehouse"
+    if folded in {name.lower() for name in reserved}:
+        return f"tenant_id '{tenant_id}' is the name of a dataset of this platform"
     return None
 
 
@@ -44,6 +69,25 @@ def dataset_identifier(name: str) -> str:
     if not TENANT_ID_PATTERN.fullmatch(name) and not re.fullmatch(r"^[A-Za-z][A-Za-z0-9_]{0,1023}$", name):
         raise ValueError("not a valid dataset name")
     return name
+
+
+# Bidirectional embeddings, overrides and isolates: they reorder how text around them is shown.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def company_name_problem(company_name: str) -> str | None:
+    """Why `company_name` may not be stored and shown, or None.
+
+    Control characters (NUL, CR/LF, the ESC of ANSI escapes, C1) and bidi controls would let a
+    name forge log lines, terminal output or the order of what an operator reads. The message
+    names the code point, never the character itself.
+    """
+    for position, character in enumerate(company_name):
+        if character in BIDI_CONTROLS:
+            return f"company_name contains the bidirectional control U+{ord(character):04X} at position {position}"
+        if unicodedata.category(character) == "Cc":
+            return f"company_name contains the control character U+{ord(character):04X} at position {position}"
+    return None
 
 
 class Fingerprinted(Protocol):

@@ -245,6 +245,7 @@ def retry_failed_steps(state: TenantState, now: str) -> tuple[TenantState, list[
 BillingKind = Literal["plan_changed", "payment_failed", "payment_recovered", "subscription_cancelled"]
 BillingOutcome = Literal["applied", "ignored", "refused"]
 LifecycleKind = Literal["tenant.activated", "tenant.suspended", "tenant.resumed", "tenant.plan_changed", "tenant.offboarded"]
+DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
 LIVE_STATUSES: frozenset[str] = frozenset({"ACTIVE", "SUSPENDED", "OFFBOARDED"})
 _SUBSCRIPTION_STATUS = {"ACTIVE": "ACTIVE", "SUSPENDED": "SUSPENDED", "OFFBOARDED": "CANCELLED"}
 
@@ -257,6 +258,7 @@ class BillingDecision:
     detail: str
     state: TenantState
     lifecycle: LifecycleKind | None = None
+    dead_letter: bool = False  # refused as untrustworthy, not just decided against: also a dead letter
 
 
 def subscription_status(status: str) -> str:
@@ -283,9 +285,12 @@ def apply_billing_event(
     known_plans: Collection[str],
     now: datetime,
     retention: timedelta,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
 ) -> BillingDecision:
     """Decide one billing event against the state document (pure: the caller writes the result).
 
+    An event dated more than `max_future_skew` after `now` is refused before anything else:
+    applied, it would make every real event after it look older and be ignored.
     Order is judged per aspect: a payment event older than the last payment or cancellation
     applied is ignored, and so is a plan change older than the last plan change; the two do
     not shadow each other. A cancellation is final whatever its date, and nothing but a
@@ -294,8 +299,11 @@ def apply_billing_event(
     """
     if not accepts_billing(state):
         raise ValueError(f"tenant {state.tenant_id} is {state.status}; billing events do not apply")
-    if kind == "plan_changed" and (new_plan is None or new_plan not in known_plans):
-        return BillingDecision("refused", f"unknown plan '{new_plan}' (plans: {', '.join(sorted(known_plans))})", state)
+    refusal = _refusal(
+        state, kind, occurred_at=occurred_at, new_plan=new_plan, known_plans=known_plans, now=now, max_future_skew=max_future_skew
+    )
+    if refusal is not None:
+        return refusal
     stamp, moment = utc_stamp(occurred_at), _display(now)
     if state.status == "OFFBOARDED":
         if kind == "subscription_cancelled":
@@ -315,6 +323,28 @@ def apply_billing_event(
     if kind == "plan_changed" and new_plan is not None:
         return _change_plan(state, stamp, new_plan, moment)
     return _change_payment_status(state, kind, stamp, moment)
+
+
+def _refusal(
+    state: TenantState,
+    kind: BillingKind,
+    *,
+    occurred_at: datetime,
+    new_plan: str | None,
+    known_plans: Collection[str],
+    now: datetime,
+    max_future_skew: timedelta,
+) -> BillingDecision | None:
+    """Refusals that do not depend on the tenant's state or on delivery order."""
+    if occurred_at > now + max_future_skew:
+        detail = (
+            f"occurred_at {utc_stamp(occurred_at)} is in the future: more than {max_future_skew.total_seconds():.0f} s "
+            f"after this service's clock ({_display(now)})"
+        )
+        return BillingDecision("refused", detail, state, dead_letter=True)
+    if kind == "plan_changed" and (new_plan is None or new_plan not in known_plans):
+        return BillingDecision("refused", f"unknown plan '{new_plan}' (plans: {', '.join(sorted(known_plans))})", state)
+    return None
 
 
 def _change_plan(state: TenantState, stamp: str, new_plan: str, moment: str) -> BillingDecision:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.routing import Map, Rule
@@ -27,6 +28,7 @@ from shared.domain.errors import (
     RouteNotFound,
     ServiceUnavailable,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from shared.entrypoints.runtime import get_services
 from shared.handlers.queries import tenant_of_key
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 View = Callable[..., flask.Response]
 
+# Every body is a flat object of scalars; deeper JSON is refused before validation.
+MAX_JSON_DEPTH = 32
 _PYDANTIC_CODES = {
     "missing": "MISSING_FIELD",
     "extra_forbidden": "UNKNOWN_FIELD",
@@ -167,20 +171,66 @@ def _is_operator(request: flask.Request, services: Services) -> bool:
         return False
 
 
+def http_error(error: HTTPException) -> flask.Response:
+    """A JSON error for what the web framework refuses before any route runs (a path no rule can match)."""
+    status = error.code or 400
+    body = ErrorResponse(error=ErrorDetail(code=error.name.upper().replace(" ", "_"), message=error.description or error.name))
+    return json_response(body, status if status < 500 else 400)
+
+
 def read_json(request: flask.Request, model: type[M], max_bytes: int) -> M:
     """Parse a bounded JSON object body into `model`; DomainErrors say what is wrong."""
+    require_json_content_type(request)
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body is over {max_bytes} bytes")
     raw = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"body is over {max_bytes} bytes")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidJson("body is not valid JSON: nested too deeply") from None
+    except ValueError as error:  # not UTF-8, not JSON, NaN, or an integer past Python's digit limit
         raise InvalidJson(f"body is not valid JSON: {error.__class__.__name__}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("body must be a JSON object")
+    _check_shape(data)
     return validate(model, data)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 section 6)")
+
+
+def _check_shape(data: dict[str, Any]) -> None:
+    """Bounded nesting and text that is Unicode (no lone surrogates from `\\ud800` escapes), before any model sees it."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidJson(f"body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and not _is_unicode(value):
+            raise InvalidJson("body is not valid JSON: a string holds a lone surrogate")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_json_content_type(request: flask.Request) -> None:
+    """415 unless the body is declared `application/json` (a charset, if given, must be UTF-8, as JSON is: RFC 8259 section 8.1)."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType("the body must be sent as Content-Type: application/json", field="Content-Type")
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
@@ -208,7 +258,7 @@ class Router:
         self._routes: dict[str, dict[str, Route]] = {}
         for route in routes:
             self._routes.setdefault(route.path, {})[route.method] = route
-        self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._routes])
+        self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._routes], merge_slashes=False)
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         """Run the matching view for an allowed caller; every failure becomes a JSON error, never a stack trace."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,33 +37,55 @@ logger = logging.getLogger(__name__)
 _AUDIT_LIMIT = 10_000
 
 
-def processed_id(event_id: str) -> str:
+def event_key(event: BillingEvent) -> str:
+    """Who a billing event is: its id as its source gave it, within its tenant (ids of two tenants or sources never meet)."""
+    identity = "\x1f".join((event.tenant_id, event.source, event.event_id))
+    return hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def payload_digest(event: BillingEvent) -> str:
+    """What a billing event says, with its instant in one form: a redelivery has the same digest."""
+    content = "\x1f".join((event.type, transitions.utc_stamp(event.occurred_at), event.new_plan or ""))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def processed_id(event: BillingEvent) -> str:
     """The processed-events marker of a billing event (apart from step commands' ids)."""
-    return f"billing:{event_id}"
+    return f"billing:{event_key(event)}"
 
 
 def handle_billing_event(event: BillingEvent, services: Services) -> str:
     """Apply one billing event at least once in effect; returns the outcome, for logs and tests.
 
     Unknown tenants and tenants that are not live yet raise PermanentEventError: the
-    caller dead-letters those at once.
+    caller dead-letters those at once. So does an event dated too far in the future (after
+    its refusal is in the audit trail) and an event id its source already used for this
+    tenant with a different payload.
     """
-    marker = services.documents.get(PROCESSED_EVENTS, processed_id(event.event_id))
+    marker = services.documents.get(PROCESSED_EVENTS, processed_id(event))
     duplicate = marker is not None
     decided: TenantState | None = None
     if marker is None:
         marker, duplicate, decided = services.documents.run_transaction(lambda txn: _decide(txn, event, services))
+    if duplicate and marker.get("payload_digest") not in (None, payload_digest(event)):
+        raise PermanentEventError(
+            f"event id '{event.event_id}' from source '{event.source}' was already used for tenant '{event.tenant_id}' "
+            f"with a different payload (processed at {marker.get('processed_at')}, outcome {marker.get('outcome')}); "
+            "this payload is not applied"
+        )
     outcome = "duplicate" if duplicate else str(marker["outcome"])
     if not marker.get("effects_done"):
-        _finish_effects(services, marker, decided)
+        _finish_effects(services, marker, processed_id(event), decided)
     logger.info("billing event handled", extra={"tenant_id": event.tenant_id, "event_id": event.event_id, "outcome": outcome})
+    if marker.get("dead_letter_reason"):
+        raise PermanentEventError(str(marker["dead_letter_reason"]))
     return outcome
 
 
 def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[dict[str, Any], bool, TenantState | None]:
     """The processed marker written with the decision, whether another delivery got there first, the state written."""
     raw = txn.get(TENANTS, event.tenant_id)
-    existing = txn.get(PROCESSED_EVENTS, processed_id(event.event_id))
+    existing = txn.get(PROCESSED_EVENTS, processed_id(event))
     if existing is not None:
         return existing, True, None
     if raw is None:
@@ -78,6 +101,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         known_plans=services.plans.plans.keys(),
         now=services.clock(),
         retention=services.lifecycle.retention,
+        max_future_skew=timedelta(seconds=services.settings.billing.max_future_skew_seconds),
     )
     key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
     changed = decision.state is not state
@@ -86,12 +110,15 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
     if key is not None and key.get("status") != "REVOKED":
         txn.set(API_KEYS, state.api_key_hash, {**key, "status": "REVOKED", "revoked_at": services.now()})
     record = _audit_record(event, state, decision, services.now())
-    txn.set(TENANT_EVENTS, event.event_id, record.model_dump())
+    txn.set(TENANT_EVENTS, processed_id(event), record.model_dump())
     marker = {
         "event_id": event.event_id,
         "tenant_id": event.tenant_id,
+        "source": event.source,
+        "payload_digest": payload_digest(event),
         "kind": "billing",
         "outcome": decision.outcome,
+        "dead_letter_reason": decision.detail if decision.dead_letter else None,
         "lifecycle": decision.lifecycle,
         "previous_status": state.status,
         "previous_plan": state.subscription_plan,
@@ -101,7 +128,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         "effects_done": not changed,
         "processed_at": services.now(),
     }
-    txn.create(PROCESSED_EVENTS, processed_id(event.event_id), marker)
+    txn.create(PROCESSED_EVENTS, processed_id(event), marker)
     return marker, False, decision.state if changed else None
 
 
@@ -124,7 +151,7 @@ def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDec
     )
 
 
-def _finish_effects(services: Services, marker: dict[str, Any], decided: TenantState | None) -> None:
+def _finish_effects(services: Services, marker: dict[str, Any], marker_id: str, decided: TenantState | None) -> None:
     """The analytics copy, then the lifecycle event, then done.
 
     The copy is appended from the state this event's transaction wrote (or, on a redelivery,
@@ -147,8 +174,9 @@ def _finish_effects(services: Services, marker: dict[str, Any], decided: TenantS
             occurred_at=marker["changed_at"],
             previous_status=marker["previous_status"],
             previous_plan=marker["previous_plan"],
+            cause_key=marker_id,
         )
-    services.documents.set(PROCESSED_EVENTS, processed_id(event_id), {**marker, "effects_done": True})
+    services.documents.set(PROCESSED_EVENTS, marker_id, {**marker, "effects_done": True})
 
 
 def tenant_events(tenant_id: str, services: Services) -> TenantEventsResponse:
@@ -185,11 +213,11 @@ def _event_record(document: TenantEventDocument) -> TenantEventRecord:
 
 def handle_billing_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
     """Record a dead-lettered billing message with its reason among the dead letters, once."""
-    event_id, tenant_id = _identify(data)
+    event_id, tenant_id, letter_id = _identify(data)
     source, attempts = dead_letter_origin(attributes or {}, default_source=services.settings.topics.billing)
     created = record_dead_letter(
         services,
-        letter_id=event_id or f"sha256:{hashlib.sha256(data).hexdigest()}",
+        letter_id=letter_id or f"sha256:{hashlib.sha256(data).hexdigest()}",
         source=source,
         reason=reason,
         attempts=attempts,
@@ -202,22 +230,27 @@ def handle_billing_dead_letter(data: bytes, reason: str, services: Services, att
     return "recorded" if created else "duplicate"
 
 
-def _identify(data: bytes) -> tuple[str | None, str | None]:
-    """Event and tenant id of a payload, as far as it can be read (it may be any bytes)."""
+def _identify(data: bytes) -> tuple[str | None, str | None, str | None]:
+    """Event id, tenant id and dead-letter id of a payload, as far as it can be read (it may be any bytes).
+
+    A readable event's letter is named by the event's key and payload: redeliveries are one
+    letter, while the same id reused by another tenant, source or payload is another.
+    """
     try:
         event = BillingEvent.model_validate_json(data)
-        return event.event_id, event.tenant_id
+        return event.event_id, event.tenant_id, f"billing:{event_key(event)}:{payload_digest(event)[:16]}"
     except ValidationError:
         pass
     try:
         raw = json.loads(data)
-    except ValueError:
-        return None, None
+    except (ValueError, RecursionError):
+        return None, None, None
     if not isinstance(raw, dict):
-        return None, None
+        return None, None, None
     event_id, tenant_id = raw.get("event_id"), raw.get("tenant_id")
     valid_id = isinstance(event_id, str) and _matches_event_id(event_id)
-    return (event_id if valid_id else None), (tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 100 else None)
+    tenant = tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 100 else None
+    return (event_id if valid_id else None), tenant, None
 
 
 def _matches_event_id(value: str) -> bool:

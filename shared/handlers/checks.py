@@ -1,4 +1,4 @@
-"""The eight dry-run checks. Each returns (passed, detail) and never raises."""
+"""The dry-run checks. Each returns (passed, detail) and never raises."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from schemas.http import CheckResult, TenantRequest
 from shared.domain.dryrun_config import CHECK_NAMES
-from shared.domain.identifiers import case_twin_problem, folded_tenant_id, tenant_id_problem
+from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id, tenant_id_problem
 from shared.handlers.warehouse_setup import expected_central_columns
 from shared.ports import BackendError
 from shared.services import TENANT_IDS, TENANTS, Services
@@ -25,6 +25,14 @@ def tenant_id_format(request: TenantRequest, services: Services) -> Outcome:
     if problem:
         return False, problem
     return True, f"'{request.tenant_id}' is a valid tenant id and dataset name"
+
+
+def company_name_format(request: TenantRequest, services: Services) -> Outcome:
+    """No control or bidirectional control characters: the name is shown to people and written to logs."""
+    problem = company_name_problem(request.company_name)
+    if problem:
+        return False, problem
+    return True, "company_name has no control or bidirectional control characters"
 
 
 def email_format(request: TenantRequest, services: Services) -> Outcome:
@@ -134,6 +142,7 @@ def dryrun_config(request: TenantRequest, services: Services) -> Outcome:
 
 CHECKS: dict[str, Check] = {
     "tenant_id_format": tenant_id_format,
+    "company_name_format": company_name_format,
     "email_format": email_format,
     "gcp_credentials": gcp_credentials,
     "bigquery_connectivity": bigquery_connectivity,

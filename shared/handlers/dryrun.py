@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from schemas.events import ValidationRecorded
 from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationSummary
-from shared.domain.documents import StoredCheck, StoredCheckCounts, StoredTenantRequest, ValidationDocument
+from shared.domain.documents import LatestValidation, StoredCheck, StoredCheckCounts, StoredTenantRequest, ValidationDocument
 from shared.domain.dryrun_config import CHECK_NAMES
 from shared.domain.identifiers import request_fingerprint
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
-from shared.services import VALIDATIONS, Services, iso
+from shared.ports import Transaction
+from shared.services import LATEST_VALIDATIONS, VALIDATIONS, Services, iso
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,20 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         expires_at=iso(now + ttl),
     )
     record = _validation_document(response, request, created_at=iso(now))
-    services.documents.set(VALIDATIONS, response.validation_id, record.model_dump())
+    latest = LatestValidation(
+        fingerprint=record.fingerprint,
+        validation_id=record.validation_id,
+        tenant_id=record.tenant_id,
+        ready_for_onboarding=record.ready_for_onboarding,
+        expires_at=record.expires_at,
+        created_at=record.created_at,
+    )
+
+    def write(txn: Transaction) -> None:
+        txn.set(VALIDATIONS, response.validation_id, record.model_dump())
+        txn.set(LATEST_VALIDATIONS, latest.fingerprint, latest.model_dump())
+
+    services.documents.run_transaction(write)
     publish_event(
         services,
         services.settings.topics.validations,

@@ -24,10 +24,15 @@ def publish_lifecycle(
     occurred_at: str,
     previous_status: TenantStatus | None = None,
     previous_plan: str | None = None,
+    cause_key: str | None = None,
 ) -> str:
-    """Announce `kind` with the tenant as the change left it (not as it may be by now); returns the event id."""
+    """Announce `kind` with the tenant as the change left it (not as it may be by now); returns the event id.
+
+    The event id derives from `cause_key` when the cause's own id is not unique on its own (a
+    billing event id is unique only within its tenant and source).
+    """
     event = TenantLifecycleEvent(
-        event_id=lifecycle_event_id(cause_event_id, kind),
+        event_id=lifecycle_event_id(cause_key or cause_event_id, kind),
         tenant_id=tenant_id,
         type=kind,
         status=status,

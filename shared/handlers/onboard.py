@@ -7,22 +7,24 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
-from shared.domain.documents import IdempotencyRecord, StoredAcceptance, ValidationDocument
-from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
-from shared.domain.identifiers import case_twin_problem, folded_tenant_id, request_fingerprint
+from shared.domain.documents import IdempotencyRecord, LatestValidation, StoredAcceptance
+from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, InvalidRequest, TenantExists
+from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id, request_fingerprint
 from shared.domain.steps import root_steps
 from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.step_commands import publish_step, status_url
 from shared.ports import BackendError, Transaction
-from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, VALIDATIONS, Services
+from shared.services import API_KEYS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, TENANT_IDS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
+# A replay hands out the tenant's API key again: only while the tenant is being or has been created.
+REPLAYABLE_STATUSES = frozenset({"PROVISIONING", "ACTIVE"})
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,11 @@ def _idempotency_doc_id(key: str) -> str:
 
 
 def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
-    for raw in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
-        record = ValidationDocument.model_validate(raw)
-        if record.ready_for_onboarding and datetime.fromisoformat(record.expires_at) > now:
-            return
+    """The latest dry run of these exact values passed and has not expired: one read, however many came before."""
+    raw = services.documents.get(LATEST_VALIDATIONS, fingerprint)
+    latest = LatestValidation.model_validate(raw) if raw is not None else None
+    if latest is not None and latest.ready_for_onboarding and datetime.fromisoformat(latest.expires_at) > now:
+        return
     raise DryRunRequired(
         "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",
         field="tenant_id",
@@ -67,8 +70,28 @@ def _replay(raw: dict[str, Any], services: Services) -> OnboardResult:
     return OnboardResult(accepted=accepted, replayed=True)
 
 
+def _replayable(raw: dict[str, Any] | None, tenant: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """`raw` if it may still replay its response (and so hand out its key), else None.
+
+    Only until it expires, and only while the tenant it created is still that tenant (not
+    purged and onboarded again) and still PROVISIONING or ACTIVE: a suspended or offboarded
+    tenant's key is never handed out again. A record that may not replay counts as absent.
+    """
+    if raw is None or tenant is None:
+        return None
+    record = IdempotencyRecord.model_validate(raw)
+    if record.expires_at is None or datetime.fromisoformat(record.expires_at) <= now:
+        return None
+    if tenant.get("api_key_hash") != record.api_key_hash or tenant.get("status") not in REPLAYABLE_STATUSES:
+        return None
+    return raw
+
+
 def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: Services) -> OnboardResult | None:
     record = services.documents.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
+    if record is None:
+        return None
+    record = _replayable(record, services.documents.get(TENANTS, record["tenant_id"]), services.clock())
     if record is None:
         return None
     if record["fingerprint"] != fingerprint:
@@ -78,12 +101,21 @@ def _replay_if_recorded(idempotency_id: str | None, fingerprint: str, services: 
 
 def onboard(request: OnboardRequest, idempotency_key: str | None, services: Services) -> OnboardResult:
     """Create the tenant (state document, API key) and start its provisioning steps."""
+    problem = company_name_problem(request.company_name)
+    if problem is not None:  # the dry run fails on it too; this keeps it out of the tenant and the warehouse
+        raise InvalidRequest(problem, field="company_name")
     fingerprint = request_fingerprint(request)
     idempotency_id = _idempotency_doc_id(idempotency_key) if idempotency_key else None
     replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
     if replayed is not None:
         return replayed
-    _require_passed_dry_run(request, fingerprint, services.clock(), services)
+    try:
+        _require_passed_dry_run(request, fingerprint, services.clock(), services)
+    except DryRunRequired:
+        # An existing tenant is the answer that tells the client more (also once a replay record expired).
+        if services.documents.get(TENANTS, request.tenant_id) is not None:
+            raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id") from None
+        raise
     # An existing tenant, a case twin or a concurrent request with the same key are all found
     # by the transaction below, which reads those documents anyway: no separate trip first.
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
@@ -129,7 +161,9 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         existing_record = txn.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
         existing_tenant = txn.get(TENANTS, request.tenant_id)
         if existing_record is not None:
-            return existing_record
+            created_by_it = txn.get(TENANTS, existing_record["tenant_id"])
+            if _replayable(existing_record, created_by_it, services.clock()) is not None:
+                return existing_record
         if existing_tenant is not None:
             raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
         claim = txn.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
@@ -147,9 +181,15 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                 message=accepted.message,
             )
             record = IdempotencyRecord(
-                id=idempotency_id, fingerprint=fingerprint, tenant_id=request.tenant_id, api_key_hash=key_hash, response=response
+                id=idempotency_id,
+                fingerprint=fingerprint,
+                tenant_id=request.tenant_id,
+                api_key_hash=key_hash,
+                response=response,
+                created_at=now,
+                expires_at=iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours)),
             )
-            txn.create(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())
+            txn.set(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())  # over an expired record of the same key, if any
         return None
 
     concurrent_record = services.documents.run_transaction(create)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
-from shared.domain.api_keys import hash_api_key
+from shared.domain.api_keys import hash_api_key, presented_api_key
 from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
 from shared.domain.identifiers import tenant_id_problem
 from shared.handlers.analytics_copy import overview_of
@@ -48,6 +48,7 @@ def tenant_of_key(api_key: str, services: Services) -> str | None:
 
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
+    api_key = presented_api_key(api_key)
     if not api_key:
         raise Unauthorized("X-API-Key header is required", field="X-API-Key")
     owner = tenant_of_key(api_key, services)

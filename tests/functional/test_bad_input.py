@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -131,7 +132,7 @@ def test_onboard_twice_is_409(client: FlaskClient, platform: Any) -> None:
 
 
 def test_an_expired_dry_run_does_not_allow_onboarding(client: FlaskClient, platform: Any) -> None:
-    validation_id = client.post(DRYRUN, json=SEED_REQUEST).get_json()["validation_id"]
-    record = platform.services.documents.get("validations", validation_id)
-    platform.services.documents.set("validations", validation_id, {**record, "expires_at": "2000-01-01T00:00:00.000Z"})
+    dry = client.post(DRYRUN, json=SEED_REQUEST).get_json()
+    expires_at = datetime.fromisoformat(dry["expires_at"])
+    platform.services.clock = lambda: expires_at + timedelta(seconds=1)
     assert client.post(ONBOARD, json=SEED_REQUEST).status_code == 412

@@ -8,11 +8,13 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from functions.local import wire_event_functions
-from schemas.events import TenantLifecycleEvent
+from schemas.events import BillingEvent, TenantLifecycleEvent
 from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.entrypoints.runtime import install_services
+from shared.handlers.billing import processed_id
+from shared.handlers.lifecycle import lifecycle_event_id
 from shared.handlers.pipeline_runs import record_pipeline_run
 from shared.services import Services, utcnow
 from tests.conftest import SEED_REQUEST, onboard_seed, operator_client
@@ -174,10 +176,10 @@ def test_duplicates_are_applied_once(client: FlaskClient, platform: Any) -> None
 
     assert [record["event_id"] for record in trail(client, TENANT)] == ["evt-dup-1"]
     suspended = [event["event_id"] for event in lifecycle_events(platform, TENANT) if event["type"] == "tenant.suspended"]
-    assert set(suspended) == {"evt-dup-1.tenant.suspended"}
+    assert set(suspended) == {lifecycle_event_id(processed_id(BillingEvent.model_validate(message)), "tenant.suspended")}
     state = platform.services.documents.get("tenants", TENANT)
     assert state["status"] == "SUSPENDED"
-    marker = platform.services.documents.get("processed_events", "billing:evt-dup-1")
+    marker = platform.services.documents.get("processed_events", processed_id(BillingEvent.model_validate(message)))
     assert marker["outcome"] == "applied" and marker["effects_done"] is True
 
 
@@ -263,9 +265,9 @@ def test_unknown_tenants_and_malformed_messages_are_dead_lettered_with_a_reason(
     services.bus.publish(topic, b'{"event_id": "evt-bad-plan", "tenant_id": "x", "type": "payment_failed", "new_plan": "SCALE"}', {})
     _settle(platform)
 
-    unknown = services.documents.get("dead_letters", "evt-nobody")
+    [unknown] = services.documents.find("dead_letters", "event_id", "evt-nobody")
     assert unknown is not None and unknown["reason"] == "unknown tenant nobody_here" and unknown["tenant_id"] == "nobody_here"
-    bad_plan = services.documents.get("dead_letters", "evt-bad-plan")
+    [bad_plan] = services.documents.find("dead_letters", "event_id", "evt-bad-plan")
     assert bad_plan is not None and bad_plan["reason"].startswith("invalid message")
     not_json = services.documents.find("dead_letters", "payload_preview", "{not json")
     assert len(not_json) == 1 and not_json[0]["reason"].startswith("invalid message")
@@ -300,7 +302,7 @@ def test_events_for_a_tenant_still_provisioning_are_dead_lettered(services: Serv
         post_billing(client, billing_message("evt-early", TENANT, "payment_failed", 1))
         while bus.deliver_one():
             pass
-        dead = services.documents.get("dead_letters", "evt-early")
+        [dead] = services.documents.find("dead_letters", "event_id", "evt-early")
         assert dead is not None and "PROVISIONING" in dead["reason"]
         assert services.documents.get("tenants", TENANT)["status"] == "PROVISIONING"
         assert bus.pending_count() == 0
@@ -333,7 +335,8 @@ def test_a_failure_after_the_decision_is_finished_by_the_redelivery(client: Flas
     assert (row["tenant_status"], row["subscription_status"]) == ("SUSPENDED", "SUSPENDED")
     [record] = trail(client, TENANT)
     assert (record["outcome"], record["status_before"]) == ("applied", "ACTIVE")
+    flaky = BillingEvent.model_validate(billing_message("evt-flaky", TENANT, "payment_failed", 1))
     assert [event["event_id"] for event in lifecycle_events(platform, TENANT) if event["type"] == "tenant.suspended"] == [
-        "evt-flaky.tenant.suspended"
+        lifecycle_event_id(processed_id(flaky), "tenant.suspended")
     ]
-    assert platform.services.documents.get("processed_events", "billing:evt-flaky")["effects_done"] is True
+    assert platform.services.documents.get("processed_events", processed_id(flaky))["effects_done"] is True

@@ -11,12 +11,13 @@ from shared.services import Services
 from tests.conftest import SEED_OVERVIEW, SEED_REQUEST, onboard_seed, operator_client
 
 
-def test_dry_run_reports_eight_named_checks_and_creates_nothing(client: FlaskClient, platform: Any) -> None:
+def test_dry_run_reports_nine_named_checks_and_creates_nothing(client: FlaskClient, platform: Any) -> None:
     response = client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
     body = response.get_json()
     assert response.status_code == 200
     assert [check["name"] for check in body["checks"]] == [
         "tenant_id_format",
+        "company_name_format",
         "email_format",
         "gcp_credentials",
         "bigquery_connectivity",
@@ -26,8 +27,8 @@ def test_dry_run_reports_eight_named_checks_and_creates_nothing(client: FlaskCli
         "dryrun_config",
     ]
     assert body["status"] == "SUCCESS"
-    assert body["validation_summary"] == {"total_checks": 8, "passed": 8, "failed": 0, "all_passed": True}
-    assert body["message"] == "Dry-run validation passed: 8/8 checks passed"
+    assert body["validation_summary"] == {"total_checks": 9, "passed": 9, "failed": 0, "all_passed": True}
+    assert body["message"] == "Dry-run validation passed: 9/9 checks passed"
     services: Services = platform.services
     assert services.documents.get("validations", body["validation_id"])["fingerprint"]
     assert services.documents.get("tenants", "customer_123") is None
@@ -46,7 +47,7 @@ def test_malformed_values_are_failed_checks_with_counts_that_add_up(client: Flas
     failed = {check["name"] for check in body["checks"] if not check["passed"]}
     assert failed == {"tenant_id_format", "email_format", "subscription_plan", "tenant_existence"}
     summary = body["validation_summary"]
-    assert summary["total_checks"] == summary["passed"] + summary["failed"] == 8
+    assert summary["total_checks"] == summary["passed"] + summary["failed"] == 9
     assert body["status"] == "FAILED" and body["ready_for_onboarding"] is False
 
 
@@ -155,11 +156,7 @@ def test_an_id_differing_only_by_case_from_an_existing_tenant_is_refused(client:
     assert client.post("/api/v1/tenants/dryrun", json=twin).get_json()["ready_for_onboarding"]  # before the tenant exists
     onboard_seed(client)
 
-    dry = client.post("/api/v1/tenants/dryrun", json=twin).get_json()
-    existence = next(check for check in dry["checks"] if check["name"] == "tenant_existence")
-    assert not dry["ready_for_onboarding"] and not existence["passed"]
-    assert existence["detail"] == "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'"
-    # The earlier passed dry run is still valid, so the onboarding itself must refuse.
+    # The passed dry run is still the latest of these values, so the onboarding itself must refuse.
     refused = client.post("/api/v1/tenants/onboard", json=twin)
     assert refused.status_code == 409
     assert refused.get_json()["error"] == {
@@ -167,6 +164,10 @@ def test_an_id_differing_only_by_case_from_an_existing_tenant_is_refused(client:
         "field": "tenant_id",
         "message": "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'",
     }
+    dry = client.post("/api/v1/tenants/dryrun", json=twin).get_json()
+    existence = next(check for check in dry["checks"] if check["name"] == "tenant_existence")
+    assert not dry["ready_for_onboarding"] and not existence["passed"]
+    assert existence["detail"] == "tenant id 'Customer_123' differs only by case from the existing tenant 'customer_123'"
     assert platform.services.documents.get("tenants", "Customer_123") is None
     assert platform.services.documents.find("api_keys", "tenant_id", "Customer_123") == []
 

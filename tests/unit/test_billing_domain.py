@@ -40,6 +40,7 @@ def _apply(state: TenantState, kind: BillingKind, minutes: int, new_plan: str | 
         known_plans=PLANS,
         now=NOW,
         retention=timedelta(days=30),
+        max_future_skew=timedelta(days=1),  # these events are dated up to an hour after NOW on purpose
     )
 
 
@@ -130,3 +131,13 @@ def test_billing_message_contract_refuses_malformed_messages(change: dict[str, o
 
 def test_lifecycle_policy_defaults_to_thirty_days() -> None:
     assert read_lifecycle_policy().retention == timedelta(days=30)
+
+
+@pytest.mark.parametrize(("ahead", "outcome"), [(timedelta(minutes=5), "applied"), (timedelta(minutes=5, microseconds=1), "refused")])
+def test_finding1_an_event_dated_beyond_the_allowed_skew_is_refused_for_a_dead_letter(ahead: timedelta, outcome: str) -> None:
+    decision = transitions.apply_billing_event(
+        _live(), "payment_failed", occurred_at=NOW + ahead, new_plan=None, known_plans=PLANS, now=NOW, retention=timedelta(days=30)
+    )
+    assert (decision.outcome, decision.dead_letter) == (outcome, outcome == "refused")
+    if outcome == "refused":
+        assert decision.state.status == "ACTIVE" and "in the future" in decision.detail

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.domain.documents import DeadLetterDocument, IdempotencyRecord, TenantEventDocument, ValidationDocument
+from shared.domain.documents import DeadLetterDocument, IdempotencyRecord, LatestValidation, TenantEventDocument, ValidationDocument
 from shared.services import Services
 
 # Each as the handlers wrote it when the HTTP model was the storage format.
@@ -76,11 +76,26 @@ STORED_IDEMPOTENCY_RECORD: dict[str, Any] = {
         "message": "Tenant accepted; provisioning has started",
     },
 }
+STORED_EXPIRING_IDEMPOTENCY_RECORD: dict[str, Any] = {
+    **STORED_IDEMPOTENCY_RECORD,
+    "created_at": "2026-11-27T04:14:57.100Z",
+    "expires_at": "2026-11-28T04:14:57.100Z",
+}
+STORED_LATEST_VALIDATION: dict[str, Any] = {
+    "fingerprint": "ab" * 32,
+    "validation_id": "09c50e95d4a14bc7afc0f0e3f0a987f6",
+    "tenant_id": "customer_123",
+    "ready_for_onboarding": True,
+    "expires_at": "2026-11-27T04:29:57.100Z",
+    "created_at": "2026-11-27T04:14:57.100Z",
+}
 STORED = [
     (DeadLetterDocument, STORED_DEAD_LETTER),
     (TenantEventDocument, STORED_TENANT_EVENT),
     (ValidationDocument, STORED_VALIDATION),
     (IdempotencyRecord, STORED_IDEMPOTENCY_RECORD),
+    (IdempotencyRecord, STORED_EXPIRING_IDEMPOTENCY_RECORD),
+    (LatestValidation, STORED_LATEST_VALIDATION),
 ]
 
 
@@ -123,7 +138,7 @@ def test_an_onboarding_with_an_idempotency_key_stores_the_replay_record_in_its_f
     run_dry_run(TenantRequest.model_validate(SEED_REQUEST), services)
     first = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
     stored = services.documents.get(IDEMPOTENCY_KEYS, hashlib.sha256(b"key-1").hexdigest())
-    assert stored is not None and set(stored) == set(STORED_IDEMPOTENCY_RECORD)
+    assert stored is not None and set(stored) == set(STORED_EXPIRING_IDEMPOTENCY_RECORD)
     assert set(stored["response"]) == set(STORED_IDEMPOTENCY_RECORD["response"]) and "api_key" not in stored["response"]
     again = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
     assert again.replayed and again.accepted == first.accepted

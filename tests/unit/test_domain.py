@@ -75,7 +75,7 @@ def test_every_write_bumps_the_revision() -> None:
     assert attempted.revision == state.revision + 1 and attempted.steps["quota"].attempts == 1
 
 
-def test_dryrun_config_must_name_exactly_the_eight_checks() -> None:
+def test_dryrun_config_must_name_exactly_every_check() -> None:
     config = read_dryrun_config().config
     assert config is not None and all(config.checks.values())
     with pytest.raises(ValueError):

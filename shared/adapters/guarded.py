@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from shared.config import CallSettings
 from shared.faults import FaultInjector
-from shared.ports import BackendUnavailable, Document, DocumentStore, EventBus, KeyManager, Row, Transaction, Warehouse
+from shared.ports import BackendUnavailable, Document, DocumentStore, EventBus, KeyManager, Page, PageCursor, Row, Transaction, Warehouse
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +104,22 @@ class GuardedDocumentStore(DocumentStore):
 
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         return self._guard.call("documents", "find", lambda: self.inner.find(collection, field, value, limit))
+
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        return self._guard.call(
+            "documents",
+            "page",
+            lambda: self.inner.page(collection, order_by, where=where, descending=descending, limit=limit, after=after),
+        )
 
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         return self._guard.call("documents", "run_transaction", lambda: self.inner.run_transaction(fn, max_attempts))

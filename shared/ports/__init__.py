@@ -1,6 +1,6 @@
 """Ports: the small interfaces the domain talks to; adapters implement them per backend."""
 
-from shared.ports.document_store import Document, DocumentStore, Transaction
+from shared.ports.document_store import EXPIRE_AT, Document, DocumentStore, Page, PageCursor, Transaction
 from shared.ports.errors import (
     AlreadyExists,
     BackendError,
@@ -14,6 +14,7 @@ from shared.ports.key_manager import KeyManager
 from shared.ports.warehouse import Row, Warehouse
 
 __all__ = [
+    "EXPIRE_AT",
     "AlreadyExists",
     "BackendError",
     "BackendUnavailable",
@@ -23,6 +24,8 @@ __all__ = [
     "EventBus",
     "KeyManager",
     "NotFound",
+    "Page",
+    "PageCursor",
     "Row",
     "Transaction",
     "TransactionConflict",

@@ -33,7 +33,8 @@ def _publish_billing_event(request: flask.Request) -> flask.Response:
 
 
 def _tenant_events(request: flask.Request, tenant_id: str) -> flask.Response:
-    return json_response(tenant_events(tenant_id, get_services()))
+    args = request.args
+    return json_response(tenant_events(tenant_id, get_services(), limit=args.get("limit"), page_token=args.get("page_token")))
 
 
 def _purge(request: flask.Request) -> flask.Response:

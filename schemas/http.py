@@ -185,6 +185,7 @@ class DeadLetterList(Contract):
 
     count: int
     dead_letters: list[DeadLetterEntry]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
 
 
 class BillingEventAccepted(Contract):
@@ -221,6 +222,7 @@ class TenantEventsResponse(Contract):
     tenant_id: str
     count: int
     events: list[TenantEventRecord]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
 
 
 class PurgeResponse(Contract):

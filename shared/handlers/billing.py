@@ -24,6 +24,7 @@ from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.lifecycle_config import default_lifecycle_policy
+from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import BillingDecision, TenantState
 from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 TENANT_EVENTS = "tenant_events"
 _SYNC_ROUNDS = 5
-_AUDIT_LIMIT = 10_000
 
 
 def processed_id(event_id: str) -> str:
@@ -180,16 +180,22 @@ def _write_rows(services: Services, state: TenantState) -> None:
     refresh_usage_quota(state.tenant_id, plan, services)
 
 
-def tenant_events(tenant_id: str, services: Services) -> TenantEventsResponse:
-    """The tenant's audit trail, oldest occurrence first; TenantNotFound when there is neither tenant nor trail."""
+def tenant_events(
+    tenant_id: str, services: Services, limit: str | int | None = None, page_token: str | None = None
+) -> TenantEventsResponse:
+    """The tenant's audit trail, oldest occurrence first, a page at a time; TenantNotFound when there is neither tenant nor trail."""
     if tenant_id_problem(tenant_id) is not None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
-    found = services.documents.find(TENANT_EVENTS, "tenant_id", tenant_id, limit=_AUDIT_LIMIT)
-    records = [TenantEventRecord.model_validate(raw) for raw in found]
-    if not records and services.documents.get(TENANTS, tenant_id) is None:
+    size = page_size(limit)
+    listing = {"list": TENANT_EVENTS, "tenant_id": tenant_id}
+    after = decode_page_token(page_token, listing)
+    page = services.documents.page(TENANT_EVENTS, "occurred_at", where=("tenant_id", tenant_id), limit=size, after=after)
+    records = [TenantEventRecord.model_validate(raw) for _, raw in page.items]
+    if not records and after is None and services.documents.get(TENANTS, tenant_id) is None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
-    records.sort(key=lambda record: (record.occurred_at, record.recorded_at, record.event_id))
-    return TenantEventsResponse(tenant_id=tenant_id, count=len(records), events=records)
+    return TenantEventsResponse(
+        tenant_id=tenant_id, count=len(records), events=records, next_page_token=encode_page_token(page.next_cursor, listing)
+    )
 
 
 def handle_billing_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:

@@ -11,6 +11,7 @@ from schemas.events import StepRequested
 from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
 from shared.domain.errors import InvalidRequest, PermanentEventError
+from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState
 from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.logging_setup import redact
@@ -137,25 +138,31 @@ def record_dead_letter(
     return services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
 
 
-def list_dead_letters(services: Services, status: str | None = None, tenant_id: str | None = None, limit: int = 500) -> DeadLetterList:
-    """Recorded dead letters, newest first, optionally of one status or one tenant."""
+def list_dead_letters(
+    services: Services,
+    status: str | None = None,
+    tenant_id: str | None = None,
+    limit: str | int | None = None,
+    page_token: str | None = None,
+) -> DeadLetterList:
+    """Recorded dead letters, newest first, a page at a time, optionally of one status or one tenant."""
     if status is not None and status not in DEAD_LETTER_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(DEAD_LETTER_STATUSES)}", field="status")
-    if tenant_id is not None:
-        raw = services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=limit)
-    else:
-        wanted = [status] if status else list(DEAD_LETTER_STATUSES)
-        raw = [doc for name in wanted for doc in services.documents.find(DEAD_LETTERS, "status", name, limit=limit)]
-    entries = [DeadLetterEntry.model_validate(doc) for doc in raw if status is None or doc.get("status") == status]
-    entries.sort(key=lambda entry: entry.dead_lettered_at, reverse=True)
-    return DeadLetterList(count=len(entries[:limit]), dead_letters=entries[:limit])
+    size = page_size(limit)
+    listing = {"list": DEAD_LETTERS, "status": status, "tenant_id": tenant_id}
+    after = decode_page_token(page_token, listing)
+    where = ("tenant_id", tenant_id) if tenant_id is not None else ("status", status) if status is not None else None
+    page = services.documents.page(DEAD_LETTERS, "dead_lettered_at", where=where, descending=True, limit=size, after=after)
+    # With both filters the store filters on the tenant and this on the status: a page may hold fewer.
+    entries = [DeadLetterEntry.model_validate(doc) for _, doc in page.items if status is None or doc.get("status") == status]
+    return DeadLetterList(count=len(entries), dead_letters=entries, next_page_token=encode_page_token(page.next_cursor, listing))
 
 
 def mark_retried(services: Services, tenant_id: str) -> int:
     """Mark the tenant's open dead letters RETRIED; returns how many."""
     marked = 0
-    for doc in services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=1000):
+    for doc_id, doc in list(services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("tenant_id", tenant_id))):
         if doc.get("status") == "OPEN":
-            services.documents.set(DEAD_LETTERS, doc["id"], {**doc, "status": "RETRIED"})
+            services.documents.set(DEAD_LETTERS, doc_id, {**doc, "status": "RETRIED"})
             marked += 1
     return marked

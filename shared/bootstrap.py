@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
+from shared.adapters.embedded.sqlite_support import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_dir
 from shared.adapters.guarded import CallGuard, GuardedDocumentStore, GuardedEventBus, GuardedKeyManager, GuardedWarehouse
 from shared.config import Settings, load_settings
 from shared.domain.plans import default_plans
@@ -53,7 +56,7 @@ def build_embedded_services(settings: Settings) -> Services:
     from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
     from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 
-    data_dir = settings.data_dir
+    data_dir = private_data_dir(settings.data_dir)
     faults = injector_for(settings)
     keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)
     documents = SqliteDocumentStore(data_dir / "documents.db", busy_timeout=settings.calls.timeout_seconds)
@@ -76,6 +79,20 @@ def build_embedded_services(settings: Settings) -> Services:
         credentials=Credentials(check=embedded_credentials),
     )
     return guard_services(services, faults)
+
+
+def private_data_dir(data_dir: Path) -> Path:
+    """The data dir 0700 and every file in it 0600, now and for the files the backends create later.
+
+    It holds personal data and the local key. The process umask makes files created later
+    (DuckDB's WAL, SQLite's -wal and -shm) private from their first byte; existing files of
+    an older data dir are narrowed here.
+    """
+    os.umask(0o077)
+    private_dir(data_dir)
+    for path in data_dir.rglob("*"):
+        os.chmod(path, PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
+    return data_dir
 
 
 def main() -> None:

@@ -198,22 +198,26 @@ class BillingEventAccepted(Contract):
 
 
 class TenantEventRecord(Part):
-    """One entry of a tenant's audit trail: what arrived and what was done with it."""
+    """One entry of a tenant's audit trail: what arrived and what was done with it.
+
+    Once the tenant is purged its entries keep only ids, event types and times (`redacted`).
+    """
 
     event_id: str
     tenant_id: str
     type: str
     new_plan: str | None = None
     occurred_at: str
-    source: str
-    outcome: Literal["applied", "ignored", "refused"]
-    detail: str
-    status_before: str
-    status_after: str
-    plan_before: str
-    plan_after: str
+    source: str | None = None
+    outcome: Literal["applied", "ignored", "refused"] | None = None
+    detail: str | None = None
+    status_before: str | None = None
+    status_after: str | None = None
+    plan_before: str | None = None
+    plan_after: str | None = None
     lifecycle_event: str | None = None
     recorded_at: str
+    redacted: bool = False
 
 
 class TenantEventsResponse(Contract):

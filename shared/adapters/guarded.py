@@ -121,6 +121,9 @@ class GuardedDocumentStore(DocumentStore):
             lambda: self.inner.page(collection, order_by, where=where, descending=descending, limit=limit, after=after),
         )
 
+    def erase_deleted(self) -> None:
+        self._guard.call("documents", "erase_deleted", self.inner.erase_deleted)
+
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         return self._guard.call("documents", "run_transaction", lambda: self.inner.run_transaction(fn, max_attempts))
 
@@ -156,6 +159,9 @@ class GuardedWarehouse(Warehouse):
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
         return self._guard.call("warehouse", "table_columns", lambda: self.inner.table_columns(dataset, table))
 
+    def erase_deleted(self) -> None:
+        self._guard.call("warehouse", "erase_deleted", self.inner.erase_deleted)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -186,6 +192,9 @@ class GuardedEventBus(EventBus):
 
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         return self._guard.call("bus", "publish", lambda: self.inner.publish(topic, data, attributes))
+
+    def forget_tenant(self, tenant_id: str) -> int:
+        return self._guard.call("bus", "forget_tenant", lambda: self.inner.forget_tenant(tenant_id))
 
     def close(self) -> None:
         self.inner.close()

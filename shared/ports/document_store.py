@@ -113,5 +113,12 @@ class DocumentStore(ABC):
         transaction it is given. Raises TransactionConflict when every attempt conflicted.
         """
 
+    def erase_deleted(self) -> None:
+        """Leave nothing of deleted documents in this store's own files (a purge calls it).
+
+        Firestore has no files of ours: a delete is final there, apart from what Google keeps
+        (point-in-time recovery, backups; see docs/lifetimes.md). The embedded store overrides it.
+        """
+
     def close(self) -> None:
         """Release connections (optional)."""

@@ -12,5 +12,14 @@ class EventBus(ABC):
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         """Publish and wait until the bus has stored the message; returns its message id."""
 
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Delete the stored messages published for `tenant_id` (attribute `tenant_id`); returns how many.
+
+        Pub/Sub offers no way to delete one published message: it drops a message once every
+        subscription acknowledged it, and an unacknowledged one when its retention ends (see
+        docs/lifetimes.md). So by default there is nothing to do; the embedded bus overrides it.
+        """
+        return 0
+
     def close(self) -> None:
         """Flush and release resources (optional)."""

@@ -425,6 +425,26 @@ class SqliteEventBus(EventBus):
             return False
         return True
 
+    # --- erasure ---------------------------------------------------------------------------
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Delete every message published for `tenant_id` and its deliveries, then leave no trace in the files.
+
+        Deleted rows are zeroed (secure_delete) and the WAL is folded in and truncated.
+        """
+        with backend_errors():
+            with self._transaction() as conn:
+                ids = [
+                    row["message_id"]
+                    for row in conn.execute(
+                        "SELECT message_id FROM messages WHERE json_extract(attributes, '$.tenant_id') = ?", (tenant_id,)
+                    ).fetchall()
+                ]
+                for message_id in ids:
+                    conn.execute("DELETE FROM deliveries WHERE message_id=?", (message_id,))
+                    conn.execute("DELETE FROM messages WHERE message_id=?", (message_id,))
+            self._db.checkpoint()
+        return len(ids)
+
     # --- inspection -----------------------------------------------------------------------
     def pending_count(self) -> int:
         """Deliveries not yet acknowledged or dead-lettered, over subscriptions with a handler."""

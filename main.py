@@ -1,7 +1,15 @@
 """Cloud Functions source root: every function's entry point, by name (see deploy.sh)."""
 
 from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
-from functions.billing import billing_dead_letter, billing_event, billing_events_http, purge_expired, purge_expired_http, tenant_events_http
+from functions.billing import (
+    billing_dead_letter,
+    billing_event,
+    billing_events_http,
+    purge_expired,
+    purge_expired_http,
+    sweep_expired_records,
+    tenant_events_http,
+)
 from functions.steps import reconcile_steps, step_dataset, step_dead_letter, step_quota, step_subscription, step_view
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "step_quota",
     "step_subscription",
     "step_view",
+    "sweep_expired_records",
     "tenant_events_http",
     "tenant_overview",
     "tenant_status",

@@ -178,6 +178,7 @@ class DeadLetterEntry(Contract):
     event_id: str | None = None
     payload_preview: str
     dead_lettered_at: str
+    expire_at: str | None = Field(default=None, description="When a resolved (RETRIED) dead letter is deleted; none while OPEN.")
 
 
 class DeadLetterList(Contract):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +68,43 @@ class CallSettings(_Strict):
     max_backoff_seconds: float = Field(default=0.5, gt=0)
 
 
+# Pub/Sub keeps a message at most 31 days (topic or subscription retention), and a subscription
+# can seek back and replay that far: a processed marker must outlive it, or a replay runs twice.
+# https://cloud.google.com/pubsub/docs/subscription-properties#message-retention-duration
+PUBSUB_MAX_RETENTION_DAYS = 31
+
+
+class LifetimeSettings(_Strict):
+    """How long records live before the sweeper (and, on Google Cloud, Firestore's TTL policies) delete them."""
+
+    validations_days: float = Field(default=30, gt=0)
+    processed_events_days: float = Field(default=35, gt=PUBSUB_MAX_RETENTION_DAYS)
+    resolved_dead_letters_days: float = Field(default=30, gt=0)
+    delivered_messages_hours: float = Field(default=24, gt=0)
+    sweep_every_seconds: float = Field(default=300, gt=0)
+    sweep_batch: int = Field(default=500, ge=1, le=10_000)
+
+    @property
+    def validations(self) -> timedelta:
+        """Lifetime of a validation record (its dry run's own expiry is shorter)."""
+        return timedelta(days=self.validations_days)
+
+    @property
+    def processed_events(self) -> timedelta:
+        """Lifetime of a processed-event marker."""
+        return timedelta(days=self.processed_events_days)
+
+    @property
+    def resolved_dead_letters(self) -> timedelta:
+        """Lifetime of a dead letter once it was retried."""
+        return timedelta(days=self.resolved_dead_letters_days)
+
+    @property
+    def delivered_messages(self) -> timedelta:
+        """How long the embedded bus keeps a message every subscription has settled."""
+        return timedelta(hours=self.delivered_messages_hours)
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -81,6 +119,7 @@ class Settings(_Strict):
     faults: str = ""
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
+    lifetimes: LifetimeSettings = LifetimeSettings()
 
     @property
     def production(self) -> bool:
@@ -102,6 +141,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_BUS_ACK_DEADLINE_SECONDS": ("event_bus", "ack_deadline_seconds"),
     "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
+    "ONBOARDING_SWEEP_EVERY_SECONDS": ("lifetimes", "sweep_every_seconds"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

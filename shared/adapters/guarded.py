@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.config import CallSettings
@@ -195,6 +196,9 @@ class GuardedEventBus(EventBus):
 
     def forget_tenant(self, tenant_id: str) -> int:
         return self._guard.call("bus", "forget_tenant", lambda: self.inner.forget_tenant(tenant_id))
+
+    def expire_settled(self, published_before: datetime) -> int:
+        return self._guard.call("bus", "expire_settled", lambda: self.inner.expire_settled(published_before))
 
     def close(self) -> None:
         self.inner.close()

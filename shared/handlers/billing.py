@@ -30,8 +30,8 @@ from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
 from shared.handlers.steps import load_tenant
-from shared.ports import Transaction
-from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services
+from shared.ports import EXPIRE_AT, Transaction
+from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         "changed_at": decision.state.updated_at,
         "effects_done": not changed,
         "processed_at": services.now(),
+        EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
     }
     txn.create(PROCESSED_EVENTS, processed_id(event.event_id), marker)
     return marker, False

@@ -15,7 +15,8 @@ from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState
 from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.logging_setup import redact
-from shared.services import DEAD_LETTERS, Services
+from shared.ports import EXPIRE_AT
+from shared.services import DEAD_LETTERS, Services, iso
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def mark_retried(services: Services, tenant_id: str) -> int:
     marked = 0
     for doc_id, doc in list(services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("tenant_id", tenant_id))):
         if doc.get("status") == "OPEN":
-            services.documents.set(DEAD_LETTERS, doc_id, {**doc, "status": "RETRIED"})
+            resolved_until = iso(services.clock() + services.settings.lifetimes.resolved_dead_letters)
+            services.documents.set(DEAD_LETTERS, doc_id, {**doc, "status": "RETRIED", EXPIRE_AT: resolved_until})
             marked += 1
     return marked

@@ -12,6 +12,7 @@ from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationS
 from shared.domain.dryrun_config import CHECK_NAMES, DryRunConfig, load_dryrun_config
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
+from shared.ports import EXPIRE_AT
 from shared.services import VALIDATIONS, Services, iso
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,14 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         expires_at=iso(now + ttl),
     )
     record = response.model_dump()
-    record.update({"fingerprint": request_fingerprint(request), "created_at": iso(now), "request": request.model_dump()})
+    record.update(
+        {
+            "fingerprint": request_fingerprint(request),
+            "created_at": iso(now),
+            "request": request.model_dump(),
+            EXPIRE_AT: iso(now + max(ttl, services.settings.lifetimes.validations)),
+        }
+    )
     services.documents.set(VALIDATIONS, response.validation_id, record)
     publish_event(
         services,

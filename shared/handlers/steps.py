@@ -14,7 +14,8 @@ from shared.handlers.lifecycle import publish_activation
 from shared.handlers.onboard import publish_step
 from shared.handlers.provisioning import STEP_ACTIONS
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.services import PROCESSED_EVENTS, Services
+from shared.ports import EXPIRE_AT
+from shared.services import PROCESSED_EVENTS, Services, iso
 
 __all__ = ["handle_step", "load_tenant", "update_tenant"]
 
@@ -101,5 +102,6 @@ def _mark_processed(services: Services, command: StepRequested, outcome: str) ->
             "step": command.step,
             "outcome": outcome,
             "processed_at": services.now(),
+            EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 
 
 class EventBus(ABC):
@@ -18,6 +19,14 @@ class EventBus(ABC):
         Pub/Sub offers no way to delete one published message: it drops a message once every
         subscription acknowledged it, and an unacknowledged one when its retention ends (see
         docs/lifetimes.md). So by default there is nothing to do; the embedded bus overrides it.
+        """
+        return 0
+
+    def expire_settled(self, published_before: datetime) -> int:
+        """Delete messages published before `published_before` that every subscription has settled; returns how many.
+
+        Pub/Sub drops a message itself once acknowledged (unless the subscription retains
+        acknowledged messages), so by default there is nothing to do; the embedded bus overrides it.
         """
         return 0
 

@@ -1,8 +1,8 @@
 """Local platform: every HTTP function on one port, every event function on the embedded bus.
 
 `python -m functions.local` (what `make run` does) bootstraps the central tables, wires the
-step functions as push subscribers of the embedded bus, republishes steps a crash may have
-stranded, and serves http://127.0.0.1:$PORT.
+step functions as push subscribers of the embedded bus, relays the step commands a crash left
+in the outbox, sweeps expired records periodically, and serves http://127.0.0.1:$PORT.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class LocalPlatform:
         self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bootstrap tables, wire subscribers, heal stranded steps, start workers."""
+        """Bootstrap tables, wire subscribers, relay what the outbox still holds, start workers and the sweeper."""
         install_services(self.services)
         ensure_central_tables(self.services.warehouse, self.services.central)
         wire_event_functions(self.services, self.bus)

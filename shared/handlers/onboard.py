@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.events import StepRequested
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
 from shared.domain.identifiers import case_twin_problem, folded_tenant_id
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
 from shared.handlers.dryrun import request_fingerprint
+from shared.handlers.outbox import relay, stage_steps, step_command
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.publishing import publish_event
 from shared.ports import BackendError, Transaction
@@ -38,28 +38,9 @@ def status_url(tenant_id: str) -> str:
     return f"/api/v1/tenants/{tenant_id}"
 
 
-def step_event_id(state: TenantState, step: str, generation: int) -> str:
-    """Deterministic, so a republished step command is recognized as the same event.
-
-    The tenant's creation time is part of it: a tenant id onboarded again after a purge
-    starts a new series of events instead of finding the old ones already processed.
-    """
-    return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
-
-
 def publish_step(services: Services, state: TenantState, step: str) -> None:
-    """Publish the command for one step of `state` on that step's topic."""
-    generation = state.steps[step].generation
-    command = StepRequested(
-        event_id=step_event_id(state, step, generation),
-        tenant_id=state.tenant_id,
-        step=step,  # type: ignore[arg-type]
-        generation=generation,
-        force_recreate_dataset=state.force_recreate_dataset,
-        force_recreate_tables=state.force_recreate_tables,
-        occurred_at=services.now(),
-    )
-    publish_event(services, getattr(services.settings.topics, step), command, tenant_id=state.tenant_id)
+    """Publish the command for one step of `state` on that step's topic (outside any state change)."""
+    publish_event(services, getattr(services.settings.topics, step), step_command(services, state, step), tenant_id=state.tenant_id)
 
 
 def _idempotency_doc_id(key: str) -> str:
@@ -150,7 +131,10 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         "created_at": now,
     }
 
+    staged: list[str] = []
+
     def create(txn: Transaction) -> dict[str, Any] | None:
+        staged.clear()
         existing_record = txn.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
         existing_tenant = txn.get(TENANTS, request.tenant_id)
         if existing_record is not None:
@@ -176,6 +160,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                     "response": response,
                 },
             )
+        staged.extend(stage_steps(txn, services, state, PREREQUISITE_STEPS))
         return None
 
     concurrent_record = services.documents.run_transaction(create)
@@ -185,12 +170,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         return _replay(concurrent_record, services)
 
     logger.info("tenant accepted", extra={"tenant_id": request.tenant_id})
-    for step in PREREQUISITE_STEPS:
-        try:
-            publish_step(services, state, step)
-        except BackendError:
-            # The tenant exists now; the reconciler republishes pending steps.
-            logger.exception("step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step})
+    relay(services, staged)  # what fails to go out now stays in the outbox for the relay
     return OnboardResult(accepted=accepted, replayed=False)
 
 

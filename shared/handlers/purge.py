@@ -18,7 +18,7 @@ from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
 from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import API_KEYS, DEAD_LETTERS, IDEMPOTENCY_KEYS, PROCESSED_EVENTS, TENANT_IDS, TENANTS, VALIDATIONS, Services
+from shared.services import API_KEYS, DEAD_LETTERS, IDEMPOTENCY_KEYS, OUTBOX, PROCESSED_EVENTS, TENANT_IDS, TENANTS, VALIDATIONS, Services
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ _ERASED: tuple[tuple[str, str], ...] = (
     (PROCESSED_EVENTS, "tenant_id"),
     (IDEMPOTENCY_KEYS, "tenant_id"),  # a replay of the old onboarding would hand out the revoked key
     (DEAD_LETTERS, "tenant_id"),
+    (OUTBOX, "tenant_id"),
 )
 _AUDIT_KEPT = ("event_id", "tenant_id", "type", "occurred_at", "recorded_at")
 

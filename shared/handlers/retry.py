@@ -10,9 +10,8 @@ from shared.domain.errors import TenantNotFailed, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.tenant import FINAL_STEP, TenantState
 from shared.handlers.dead_letters import mark_retried
-from shared.handlers.onboard import publish_step, status_url
+from shared.handlers.onboard import status_url
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import BackendError
 from shared.services import Services
 
 logger = logging.getLogger(__name__)
@@ -31,15 +30,12 @@ def retry_tenant(tenant_id: str, services: Services) -> RetryAccepted:
         retried[:] = names
         return updated
 
-    state = update_tenant(services, tenant_id, change)
+    def released(state: TenantState) -> list[str]:
+        # The view step of a retry waiting on its prerequisites is released by the fan-in.
+        return [name for name in retried if name != FINAL_STEP or state.prerequisites_done()]
+
+    state = update_tenant(services, tenant_id, change, publish=released)
     assert state is not None
-    for name in retried:
-        if name == FINAL_STEP and not state.prerequisites_done():
-            continue  # released by the fan-in once the prerequisites are done
-        try:
-            publish_step(services, state, name)
-        except BackendError:
-            logger.exception("retried step not published; the reconciler will republish", extra={"tenant_id": tenant_id, "step": name})
     mark_retried(services, tenant_id)
     logger.info("tenant retried", extra={"tenant_id": tenant_id, "steps": ",".join(retried)})
     return RetryAccepted(

@@ -71,9 +71,7 @@ def handle_step(command: StepRequested, services: Services) -> str:
         released.append(releases_view)
         return updated.model_copy(update=_known_facts(facts))
 
-    completed = update_tenant(services, command.tenant_id, complete)
-    if released and released[0] and completed is not None:
-        publish_step(services, completed, FINAL_STEP)
+    completed = update_tenant(services, command.tenant_id, complete, publish=lambda _: [FINAL_STEP] if released and released[0] else [])
     if command.step == FINAL_STEP:
         publish_activation(services, completed or load_tenant(services, command.tenant_id) or state)
     _mark_processed(services, command, "done")

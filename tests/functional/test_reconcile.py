@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from cloudevents.http import CloudEvent
 
@@ -11,7 +12,12 @@ from functions.local import create_app
 from functions.steps import STRANDED_AFTER, reconcile_steps
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
-from shared.services import Services, utcnow
+from shared.bootstrap import build_embedded_services
+from shared.config import Settings
+from shared.entrypoints.runtime import install_services
+from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.ports import BackendUnavailable
+from shared.services import OUTBOX, Services, utcnow
 from tests.conftest import SEED_REQUEST
 
 SCHEDULER_EVENT = CloudEvent(
@@ -27,18 +33,56 @@ def _step_commands(bus: SqliteEventBus, services: Services) -> list[str]:
     )
 
 
-def test_stranded_steps_are_republished_with_their_event_ids_only_once_stale(manual: Services) -> None:
+def test_stranded_steps_are_published_from_the_outbox_once_stale_and_only_once(manual: Services, monkeypatch: Any) -> None:
+    """A crash (here: a bus outage) between the commit and the publish leaves the commands in the outbox."""
     client = create_app().test_client()
     client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
-    assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
     bus = unwrap(manual.bus)
     assert isinstance(bus, SqliteEventBus)
-    first = _step_commands(bus, manual)
-    assert len(first) == 3
+
+    def outage(topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        raise BackendUnavailable("bus outage")
+
+    monkeypatch.setattr(bus, "publish", outage)
+    assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
+    monkeypatch.undo()
+    assert _step_commands(bus, manual) == []
+    assert len(list(manual.documents.scan(OUTBOX, "created_at"))) == 3
 
     reconcile_steps(SCHEDULER_EVENT)
-    assert _step_commands(bus, manual) == first, "a fresh tenant is not touched"
+    assert _step_commands(bus, manual) == [], "a fresh entry is left to the writer that staged it"
 
     manual.clock = lambda: utcnow() + STRANDED_AFTER + timedelta(seconds=1)
     reconcile_steps(SCHEDULER_EVENT)
-    assert _step_commands(bus, manual) == sorted(first * 2), "each stranded step again, under the same event id"
+    first = _step_commands(bus, manual)
+    assert len(first) == 3 and len(set(first)) == 3
+    reconcile_steps(SCHEDULER_EVENT)
+    assert _step_commands(bus, manual) == first, "a relayed entry leaves the outbox"
+
+
+def test_finding10_many_restarts_do_not_pile_up_step_commands(settings: Settings) -> None:
+    """Each start of the local platform relays the outbox; it republishes nothing that already went out."""
+    from functions.local import LocalPlatform
+
+    services = build_embedded_services(settings)
+    ensure_central_tables(services.warehouse, services.central)
+    install_services(services)
+    try:
+        client = create_app().test_client()
+        client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
+        assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
+    finally:
+        install_services(None)
+        services.close()
+    for _ in range(5):
+        platform = LocalPlatform(build_embedded_services(settings), reconcile_every=3600)
+        platform.start()
+        platform.stop()
+    services = build_embedded_services(settings)
+    try:
+        bus = unwrap(services.bus)
+        assert isinstance(bus, SqliteEventBus)
+        commands = _step_commands(bus, services)
+        assert len(commands) == 3 and len(set(commands)) == 3, commands
+    finally:
+        services.close()

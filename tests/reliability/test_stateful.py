@@ -24,7 +24,7 @@ from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.domain.tenant import ALL_STEPS, TenantState
 from shared.entrypoints.runtime import install_services
-from shared.handlers.onboard import step_event_id
+from shared.handlers.outbox import step_event_id
 from shared.handlers.retry import retry_tenant
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services

@@ -1,0 +1,96 @@
+"""Outbox for step commands: staged in the transaction that changes the state, published after it commits.
+
+A command written with the state change cannot be lost to a crash between the commit and the
+publish: whatever is still in the outbox is published by the relay (at start-up locally, and
+by the scheduled reconciler). An entry leaves the outbox once published, so restarts never
+publish it again; a crash between the publish and the delete repeats it once, under the same
+event id, which the step handler deduplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from schemas.events import StepRequested
+from shared.domain.tenant import TenantState
+from shared.handlers.publishing import publish_event
+from shared.ports import BackendError, Transaction
+from shared.services import OUTBOX, Services, iso
+
+logger = logging.getLogger(__name__)
+
+
+def step_event_id(state: TenantState, step: str, generation: int) -> str:
+    """Deterministic, so a republished step command is recognized as the same event.
+
+    The tenant's creation time is part of it: a tenant id onboarded again after a purge
+    starts a new series of events instead of finding the old ones already processed.
+    """
+    return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
+
+
+def step_command(services: Services, state: TenantState, step: str) -> StepRequested:
+    """The command for one step of `state`, at the step's current generation."""
+    generation = state.steps[step].generation
+    return StepRequested(
+        event_id=step_event_id(state, step, generation),
+        tenant_id=state.tenant_id,
+        step=step,  # type: ignore[arg-type]
+        generation=generation,
+        force_recreate_dataset=state.force_recreate_dataset,
+        force_recreate_tables=state.force_recreate_tables,
+        occurred_at=services.now(),
+    )
+
+
+def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> list[str]:
+    """Write the commands for `steps` into the outbox inside `txn`; returns their entry ids."""
+    staged: list[str] = []
+    for step in steps:
+        command = step_command(services, state, step)
+        txn.set(
+            OUTBOX,
+            command.event_id,
+            {
+                "topic": getattr(services.settings.topics, step),
+                "command": command.model_dump_json(),
+                "tenant_id": state.tenant_id,
+                "created_at": command.occurred_at,
+            },
+        )
+        staged.append(command.event_id)
+    return staged
+
+
+def relay(services: Services, entry_ids: Iterable[str]) -> int:
+    """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out."""
+    sent = 0
+    for entry_id in entry_ids:
+        entry = services.documents.get(OUTBOX, entry_id)
+        if entry is None:
+            continue  # another relay published it
+        try:
+            _publish(services, entry)
+        except BackendError:
+            logger.exception("step command not published; it stays in the outbox", extra={"event_id": entry_id})
+            continue
+        services.documents.delete(OUTBOX, entry_id)
+        sent += 1
+    return sent
+
+
+def relay_pending(services: Services, older_than: timedelta) -> int:
+    """Publish every outbox entry staged more than `older_than` ago (younger ones are being relayed by their writer)."""
+    cutoff = iso(services.clock() - older_than)
+    due = [entry_id for entry_id, entry in services.documents.scan(OUTBOX, "created_at") if str(entry["created_at"]) <= cutoff]
+    sent = relay(services, due)
+    if sent:
+        logger.info("outbox relayed", extra={"published": sent})
+    return sent
+
+
+def _publish(services: Services, entry: dict[str, object]) -> None:
+    command = StepRequested.model_validate_json(str(entry["command"]))
+    publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)

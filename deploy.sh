@@ -417,8 +417,8 @@ grant billing_dead_letter datastore.user
 # purge_expired: as purge_expired_http (PURGE_GRANTS).
 read -ra specs <<<"$PURGE_GRANTS"
 grant purge_expired "${specs[@]}"
-# reconcile_steps: finds provisioning tenants; republishes their stranded steps.
-grant reconcile_steps datastore.viewer "pubsub.publisher@topic:$TOPIC_SUBSCRIPTION" "pubsub.publisher@topic:$TOPIC_QUOTA" \
+# reconcile_steps: the outbox relay; publishes the step commands left in the outbox and deletes them.
+grant reconcile_steps datastore.user "pubsub.publisher@topic:$TOPIC_SUBSCRIPTION" "pubsub.publisher@topic:$TOPIC_QUOTA" \
   "pubsub.publisher@topic:$TOPIC_DATASET" "pubsub.publisher@topic:$TOPIC_VIEW"
 # sweep_expired_records: deletes documents past their expire_at.
 grant sweep_expired_records datastore.user

@@ -180,7 +180,7 @@ def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None
     job = jobs[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'reconcile_steps')}"]
     minute, *every_hour = str(_flag(job, "schedule")).split()
     assert minute.startswith("*/") and every_hour == ["*", "*", "*", "*"]
-    assert _grants(dry_run, "reconcile_steps") == {"datastore.viewer@project"} | {
+    assert _grants(dry_run, "reconcile_steps") == {"datastore.user@project"} | {
         f"pubsub.publisher@{getattr(load_settings().topics, step)}" for step in STEPS
     }
 

@@ -307,8 +307,8 @@ done
 # Its id is the server's, so there is no describe by name: the list of the collection group says.
 firestore_index() {
   local group=$1 filter=$2 field=$3 order=$4 existing
-  existing=$(lookup '' gcloud firestore indexes composite list --collection-group="$group" \
-    --filter="fields.fieldPath=$filter AND fields.fieldPath=$field" --format='value(name)' --project="$PROJECT")
+  existing=$(lookup '' gcloud firestore indexes composite list \
+    --filter="name:collectionGroups/$group/ AND fields.fieldPath=$filter AND fields.fieldPath=$field" --format='value(name)' --project="$PROJECT")
   [[ -n $existing ]] && return 0
   run gcloud firestore indexes composite create --collection-group="$group" --query-scope=collection \
     --field-config="field-path=$filter,order=ascending" --field-config="field-path=$field,order=$order" --async --project="$PROJECT"

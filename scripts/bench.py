@@ -23,8 +23,7 @@ from werkzeug.serving import make_server
 
 from functions.local import LocalPlatform
 from shared import sql
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.bootstrap import build_embedded_services, load_settings
 from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services

@@ -23,8 +23,7 @@ from functions.local import LocalPlatform
 from scripts.bench import percentile, request_body
 from scripts.emulate import Topology
 from scripts.emulators import Emulators
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.bootstrap import build_embedded_services, load_settings
 
 
 def onboarding_times(url: str, tenants: int, prefix: str) -> tuple[list[float], list[float]]:

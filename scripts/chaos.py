@@ -30,8 +30,7 @@ from functions.local import LocalPlatform
 from shared import sql
 from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
 from shared.adapters.guarded import unwrap
-from shared.bootstrap import build_embedded_services
-from shared.config import load_settings
+from shared.bootstrap import build_embedded_services, load_settings
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.sweep import sweep_expired
 from shared.ports import DocumentStore, Warehouse

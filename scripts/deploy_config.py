@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from shared.config import Settings, load_settings
+from shared.bootstrap import load_settings
+from shared.config import Settings
 
 KEY_RING = "onboarding"
 CRYPTO_KEY = "api-keys"

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Request, Response
 from functions.api import ROUTES
 from functions.topology import EVENT_TRIGGERS
 from scripts.emulators import ROOT, Emulators, Service, free_port, free_ports
-from shared.config import load_settings
+from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 
 HTTP_FUNCTIONS = tuple(ROUTES)

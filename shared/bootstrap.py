@@ -1,5 +1,10 @@
 """The one place that reads configuration and wires adapters into Services.
 
+Every file under `configs/` and the ONBOARDING_* environment are read here, once per
+Services built, and handed down as values: the domain and the handlers read no file.
+Each backend's adapters are imported inside the branch that builds them, so Google Cloud
+mode never loads DuckDB or sqlglot and embedded mode never loads the Google client libraries.
+
 `python -m shared.bootstrap` creates the central dataset and tables (idempotent).
 """
 
@@ -8,31 +13,88 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from shared.adapters.embedded.sqlite_support import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_dir
+import yaml
+
 from shared.adapters.guarded import CallGuard, GuardedDocumentStore, GuardedEventBus, GuardedKeyManager, GuardedWarehouse
-from shared.config import Settings, load_settings
-from shared.domain.plans import default_plans
+from shared.config import CONFIG_DIR, Settings, settings_from
+from shared.domain.dryrun_config import DryRunConfig, DryRunSetup
+from shared.domain.lifecycle_config import LifecyclePolicy
+from shared.domain.plans import PlanCatalog, plan_catalog
 from shared.faults import FaultInjector, injector_for
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.logging_setup import configure_logging
-from shared.services import Credentials, Services
+from shared.services import Adapters, Credentials, Services
 
 logger = logging.getLogger(__name__)
+
+SETTINGS_PATH = CONFIG_DIR / "settings" / "defaults.yml"
+PLANS_PATH = CONFIG_DIR / "plans.yml"
+DRYRUN_CONFIG_PATH = CONFIG_DIR / "setup" / "dryrun" / "dryrun.yml"
+LIFECYCLE_PATH = CONFIG_DIR / "lifecycle.yml"
+
+
+def _read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the defaults file and apply environment overrides (the process environment by default)."""
+    return settings_from(_read_yaml(SETTINGS_PATH), dict(os.environ) if env is None else env)
+
+
+def read_plans(path: Path = PLANS_PATH) -> PlanCatalog:
+    """The plan catalog of this deployment."""
+    return plan_catalog(_read_yaml(path))
+
+
+def read_lifecycle_policy(path: Path = LIFECYCLE_PATH) -> LifecyclePolicy:
+    """The lifecycle policy of this deployment (an empty file means the defaults)."""
+    return LifecyclePolicy.model_validate(_read_yaml(path) or {})
+
+
+def read_dryrun_config(path: Path = DRYRUN_CONFIG_PATH) -> DryRunSetup:
+    """The dry-run config, or why it does not load: a broken file fails the dryrun_config check, not the start."""
+    try:
+        return DryRunSetup(config=DryRunConfig.model_validate(_read_yaml(path)))
+    except Exception as error:
+        return DryRunSetup(config=None, problem=f"dryrun.yml does not load: {type(error).__name__}: {error}"[:300])
 
 
 def build_services(settings: Settings | None = None) -> Services:
     """Services for the configured backend (embedded by default)."""
     settings = settings or load_settings()
     if settings.backend == "gcp":
-        # Imported only here so the embedded path never loads the Google client libraries.
-        wiring = importlib.import_module("shared.adapters.gcp.wiring")
-        build: Callable[[Settings], Services] = wiring.build_gcp_services
-        return guard_services(build(settings), injector_for(settings))
+        return build_gcp_services(settings)
     return build_embedded_services(settings)
+
+
+def build_gcp_services(settings: Settings) -> Services:
+    """Firestore, Pub/Sub, BigQuery and Cloud KMS for settings.gcp.project."""
+    # Imported only here so the embedded path never loads the Google client libraries.
+    wiring = importlib.import_module("shared.adapters.gcp.wiring")
+    build: Callable[[Settings], Adapters] = wiring.gcp_adapters
+    return assemble(settings, build(settings), injector_for(settings))
+
+
+def assemble(settings: Settings, adapters: Adapters, faults: FaultInjector | None) -> Services:
+    """Adapters plus every configuration value the handlers use, each port behind a CallGuard."""
+    services = Services(
+        settings=settings,
+        documents=adapters.documents,
+        bus=adapters.bus,
+        warehouse=adapters.warehouse,
+        keys=adapters.keys,
+        plans=read_plans(),
+        credentials=adapters.credentials,
+        dryrun=read_dryrun_config(),
+        lifecycle=read_lifecycle_policy(),
+    )
+    return guard_services(services, faults)
 
 
 def guard_services(services: Services, faults: FaultInjector | None) -> Services:
@@ -55,6 +117,7 @@ def build_embedded_services(settings: Settings) -> Services:
     from shared.adapters.embedded.local_key_manager import LocalKeyManager
     from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
     from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
+    from shared.adapters.embedded.sqlite_support import private_data_dir
 
     data_dir = private_data_dir(settings.data_dir)
     faults = injector_for(settings)
@@ -69,30 +132,8 @@ def build_embedded_services(settings: Settings) -> Services:
             return False, f"{keys.describe()} does not round-trip"
         return True, f"embedded backends: no Google credentials needed; {keys.describe()} encrypts and decrypts"
 
-    services = Services(
-        settings=settings,
-        documents=documents,
-        bus=bus,
-        warehouse=warehouse,
-        keys=keys,
-        plans=default_plans(),
-        credentials=Credentials(check=embedded_credentials),
-    )
-    return guard_services(services, faults)
-
-
-def private_data_dir(data_dir: Path) -> Path:
-    """The data dir 0700 and every file in it 0600, now and for the files the backends create later.
-
-    It holds personal data and the local key. The process umask makes files created later
-    (DuckDB's WAL, SQLite's -wal and -shm) private from their first byte; existing files of
-    an older data dir are narrowed here.
-    """
-    os.umask(0o077)
-    private_dir(data_dir)
-    for path in data_dir.rglob("*"):
-        os.chmod(path, PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
-    return data_dir
+    adapters = Adapters(documents=documents, bus=bus, warehouse=warehouse, keys=keys, credentials=Credentials(check=embedded_credentials))
+    return assemble(settings, adapters, faults)
 
 
 def main() -> None:

@@ -1,13 +1,15 @@
-"""Settings: `configs/settings/defaults.yml`, overridden by ONBOARDING_* environment variables."""
+"""Settings: the values of `configs/settings/defaults.yml`, overridden by ONBOARDING_* environment variables.
+
+The files are read by `shared.bootstrap`; this module only declares and validates.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -158,10 +160,8 @@ def _apply(raw: dict[str, Any], path: tuple[str, ...], value: str) -> None:
     node[path[-1]] = value
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the defaults file and apply environment overrides."""
-    env = dict(os.environ) if env is None else env
-    raw: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "settings" / "defaults.yml").read_text())
+def settings_from(raw: dict[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validated settings: the defaults file's values with environment overrides applied."""
     for name, path in _ENV_OVERRIDES.items():
         if env.get(name):
             _apply(raw, path, env[name])

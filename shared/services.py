@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from shared.adapters.guarded import CallGuard
 from shared.config import Settings
+from shared.domain.dryrun_config import DryRunSetup
+from shared.domain.lifecycle_config import LifecyclePolicy
 from shared.domain.plans import PlanCatalog
 from shared.faults import FaultInjector
 from shared.ports import DocumentStore, EventBus, KeyManager, Warehouse
@@ -19,6 +21,7 @@ PROCESSED_EVENTS = "processed_events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 DEAD_LETTERS = "dead_letters"
 OUTBOX = "outbox"  # step commands committed with the state change, until published
+TENANT_EVENTS = "tenant_events"  # the audit trail: one record per billing or lifecycle event of a tenant
 TENANT_IDS = "tenant_ids"  # folded tenant id -> the tenant holding it; no two tenants differ only by case
 
 
@@ -39,9 +42,20 @@ class Credentials:
     check: Callable[[], tuple[bool, str]]
 
 
+@dataclass(frozen=True)
+class Adapters:
+    """One backend's adapters for the four ports and its credentials check, before configuration joins them."""
+
+    documents: DocumentStore
+    bus: EventBus
+    warehouse: Warehouse
+    keys: KeyManager
+    credentials: Credentials
+
+
 @dataclass
 class Services:
-    """Ports and configuration, wired once per process by `shared.bootstrap`."""
+    """Ports and configuration values, wired once per process by `shared.bootstrap`."""
 
     settings: Settings
     documents: DocumentStore
@@ -50,6 +64,8 @@ class Services:
     keys: KeyManager
     plans: PlanCatalog
     credentials: Credentials
+    dryrun: DryRunSetup
+    lifecycle: LifecyclePolicy
     clock: Callable[[], datetime] = field(default=utcnow)
     faults: FaultInjector | None = None
     guard: CallGuard | None = None

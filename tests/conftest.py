@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from shared.bootstrap import build_embedded_services
-from shared.config import Settings, load_settings
+from shared.bootstrap import build_embedded_services, load_settings
+from shared.config import Settings
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services
 

@@ -1,14 +1,10 @@
-"""The dry-run configuration file: which checks run and how long a pass stays valid."""
+"""The dry-run configuration: which checks run and how long a pass stays valid (read by `shared.bootstrap`)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from shared.config import CONFIG_DIR
 
 CHECK_NAMES: tuple[str, ...] = (
     "tenant_id_format",
@@ -20,7 +16,6 @@ CHECK_NAMES: tuple[str, ...] = (
     "central_tables",
     "dryrun_config",
 )
-DRYRUN_CONFIG_PATH = CONFIG_DIR / "setup" / "dryrun" / "dryrun.yml"
 
 
 class DryRunConfig(BaseModel):
@@ -42,15 +37,9 @@ class DryRunConfig(BaseModel):
         return checks
 
 
-def load_dryrun_config(path: Path = DRYRUN_CONFIG_PATH) -> DryRunConfig:
-    """Parse and validate the dry-run config; raises on any problem.
+@dataclass(frozen=True)
+class DryRunSetup:
+    """The dry-run config as read at start, or why it did not load (the dryrun_config check reports it)."""
 
-    The parse is cached per file version (mtime and size), so an edited file is read again.
-    """
-    stat = path.stat()
-    return _parse(path, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=4)
-def _parse(path: Path, mtime_ns: int, size: int) -> DryRunConfig:
-    return DryRunConfig.model_validate(yaml.safe_load(path.read_text()))
+    config: DryRunConfig | None
+    problem: str = ""

@@ -1,8 +1,10 @@
-"""Tenant ids double as BigQuery dataset names, so they are checked before any use."""
+"""Tenant ids double as BigQuery dataset names, so they are checked before any use; request fingerprints."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from typing import Protocol
 
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,50}$")
 # Names the warehouse keeps for itself; a tenant dataset must never collide with them.
@@ -42,3 +44,16 @@ def dataset_identifier(name: str) -> str:
     if not TENANT_ID_PATTERN.fullmatch(name) and not re.fullmatch(r"^[A-Za-z][A-Za-z0-9_]{0,1023}$", name):
         raise ValueError("not a valid dataset name")
     return name
+
+
+class Fingerprinted(Protocol):
+    """A request that names the values a passed dry run vouches for."""
+
+    def fingerprint_fields(self) -> tuple[str, str, str, str]:
+        """tenant_id, company_name, admin_email, subscription_plan."""
+        ...
+
+
+def request_fingerprint(request: Fingerprinted) -> str:
+    """A stable id of the four values a dry run vouches for."""
+    return hashlib.sha256("\x1f".join(request.fingerprint_fields()).encode()).hexdigest()

@@ -1,15 +1,10 @@
-"""Lifecycle policy, loaded from `configs/lifecycle.yml`."""
+"""Lifecycle policy: what `configs/lifecycle.yml` declares (read by `shared.bootstrap`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
-
-from shared.config import CONFIG_DIR
 
 
 class LifecyclePolicy(BaseModel):
@@ -23,15 +18,3 @@ class LifecyclePolicy(BaseModel):
     def retention(self) -> timedelta:
         """The retention period."""
         return timedelta(days=self.retention_days)
-
-
-def load_lifecycle_policy(path: Path | None = None) -> LifecyclePolicy:
-    """Parse and validate the lifecycle file."""
-    raw = yaml.safe_load((path or CONFIG_DIR / "lifecycle.yml").read_text()) or {}
-    return LifecyclePolicy.model_validate(raw)
-
-
-@lru_cache(maxsize=1)
-def default_lifecycle_policy() -> LifecyclePolicy:
-    """The lifecycle file of this deployment, parsed once per process."""
-    return load_lifecycle_policy()

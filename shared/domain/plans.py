@@ -1,14 +1,11 @@
-"""Subscription plans, loaded from `configs/plans.yml`."""
+"""Subscription plans: the catalog `configs/plans.yml` declares (read by `shared.bootstrap`)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
-
-from shared.config import CONFIG_DIR
 
 
 class Plan(BaseModel):
@@ -35,14 +32,7 @@ class PlanCatalog(BaseModel):
         return self.plans.get(name)
 
 
-def load_plans(path: Path | None = None) -> PlanCatalog:
-    """Parse and validate the plans file."""
-    raw = yaml.safe_load((path or CONFIG_DIR / "plans.yml").read_text())
+def plan_catalog(raw: Mapping[str, Any]) -> PlanCatalog:
+    """Validate the plans file's contents (`{"plans": {NAME: limits}}`)."""
     plans = {name: Plan(name=name, **values) for name, values in raw["plans"].items()}
     return PlanCatalog(plans=plans)
-
-
-@lru_cache(maxsize=1)
-def default_plans() -> PlanCatalog:
-    """The plans file of this deployment, parsed once per process."""
-    return load_plans()

@@ -21,21 +21,20 @@ from schemas.events import EVENT_ID_PATTERN, BillingEvent
 from schemas.http import TenantEventRecord, TenantEventsResponse
 from shared import sql
 from shared.domain import tenant as transitions
+from shared.domain.documents import TenantEventDocument
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import BillingDecision, TenantState
-from shared.handlers.dead_letters import dead_letter_origin, record_dead_letter
+from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
-from shared.handlers.steps import load_tenant
+from shared.handlers.tenant_store import load_tenant
 from shared.ports import EXPIRE_AT, Transaction
-from shared.services import API_KEYS, PROCESSED_EVENTS, TENANTS, Services, iso
+from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
 
-TENANT_EVENTS = "tenant_events"
 _SYNC_ROUNDS = 5
 
 
@@ -79,7 +78,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         new_plan=event.new_plan,
         known_plans=services.plans.plans.keys(),
         now=services.clock(),
-        retention=default_lifecycle_policy().retention,
+        retention=services.lifecycle.retention,
     )
     key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
     changed = decision.state is not state
@@ -108,8 +107,8 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
     return marker, False
 
 
-def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDecision, now: str) -> TenantEventRecord:
-    return TenantEventRecord(
+def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDecision, now: str) -> TenantEventDocument:
+    return TenantEventDocument(
         event_id=event.event_id,
         tenant_id=event.tenant_id,
         type=event.type,
@@ -191,11 +190,32 @@ def tenant_events(
     listing = {"list": TENANT_EVENTS, "tenant_id": tenant_id}
     after = decode_page_token(page_token, listing)
     page = services.documents.page(TENANT_EVENTS, "occurred_at", where=("tenant_id", tenant_id), limit=size, after=after)
-    records = [TenantEventRecord.model_validate(raw) for _, raw in page.items]
+    records = [_event_record(TenantEventDocument.model_validate(raw)) for _, raw in page.items]
     if not records and after is None and services.documents.get(TENANTS, tenant_id) is None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
     return TenantEventsResponse(
         tenant_id=tenant_id, count=len(records), events=records, next_page_token=encode_page_token(page.next_cursor, listing)
+    )
+
+
+def _event_record(document: TenantEventDocument) -> TenantEventRecord:
+    """The HTTP view of one stored audit entry."""
+    return TenantEventRecord(
+        event_id=document.event_id,
+        tenant_id=document.tenant_id,
+        type=document.type,
+        new_plan=document.new_plan,
+        occurred_at=document.occurred_at,
+        source=document.source,
+        outcome=document.outcome,
+        detail=document.detail,
+        status_before=document.status_before,
+        status_after=document.status_after,
+        plan_before=document.plan_before,
+        plan_after=document.plan_after,
+        lifecycle_event=document.lifecycle_event,
+        recorded_at=document.recorded_at,
+        redacted=document.redacted,
     )
 
 

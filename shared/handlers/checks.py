@@ -7,7 +7,7 @@ from collections.abc import Callable
 from email_validator import EmailNotValidError, validate_email
 
 from schemas.http import CheckResult, TenantRequest
-from shared.domain.dryrun_config import CHECK_NAMES, load_dryrun_config
+from shared.domain.dryrun_config import CHECK_NAMES
 from shared.domain.identifiers import case_twin_problem, folded_tenant_id, tenant_id_problem
 from shared.handlers.warehouse_setup import expected_central_columns
 from shared.ports import BackendError
@@ -102,8 +102,10 @@ def central_tables(request: TenantRequest, services: Services) -> Outcome:
 
 
 def dryrun_config(request: TenantRequest, services: Services) -> Outcome:
-    """The dry-run config file loads and validates."""
-    config = load_dryrun_config()
+    """The dry-run config file loaded and validated when the services were built."""
+    config = services.dryrun.config
+    if config is None:
+        return False, services.dryrun.problem
     enabled = sum(config.checks.values())
     return (
         True,

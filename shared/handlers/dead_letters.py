@@ -10,37 +10,22 @@ from pydantic import ValidationError
 from schemas.events import StepRequested
 from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
+from shared.domain.documents import DeadLetterDocument
 from shared.domain.errors import InvalidRequest, PermanentEventError
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState
+from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.logging_setup import redact
-from shared.ports import EXPIRE_AT
-from shared.services import DEAD_LETTERS, Services, iso
+from shared.services import DEAD_LETTERS, Services
 
 logger = logging.getLogger(__name__)
 
-# Attributes that say where a dead letter came from and after how many deliveries.
-SOURCE_ATTRIBUTES = ("CloudPubSubDeadLetterSourceSubscription", "dead_letter_source")
-ATTEMPT_ATTRIBUTES = ("CloudPubSubDeadLetterSourceDeliveryCount", "dead_letter_attempts")
 DEAD_LETTER_STATUSES = ("OPEN", "RETRIED")
-_PREVIEW_CHARS = 500
 
 
 def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic of a step topic."""
     return f"{topic}-dead-letter"
-
-
-def _first(attributes: dict[str, str], names: tuple[str, ...]) -> str | None:
-    return next((attributes[name] for name in names if attributes.get(name)), None)
-
-
-def dead_letter_origin(attributes: dict[str, str], default_source: str = "unknown") -> tuple[str, int]:
-    """Where a dead letter came from and after how many deliveries, from its attributes."""
-    raw_attempts = _first(attributes, ATTEMPT_ATTRIBUTES) or "1"
-    attempts = int(raw_attempts) if raw_attempts.isdigit() else 1
-    return _first(attributes, SOURCE_ATTRIBUTES) or default_source, attempts
 
 
 def handle_step_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
@@ -111,34 +96,6 @@ def _with_last_error(reason: str, services: Services, command: StepRequested) ->
     return f"{reason}; last error: {step.error}"
 
 
-def record_dead_letter(
-    services: Services,
-    *,
-    letter_id: str,
-    source: str,
-    reason: str,
-    attempts: int,
-    data: bytes,
-    tenant_id: str | None,
-    step: str | None,
-    event_id: str | None,
-) -> bool:
-    """Record a dead letter in `dead_letters` (create-if-absent: a redelivery is recorded once); True if new."""
-    entry = DeadLetterEntry(
-        id=letter_id,
-        status="OPEN",
-        source=source,
-        reason=redact(reason)[:_PREVIEW_CHARS],
-        attempts=attempts,
-        tenant_id=tenant_id,
-        step=step,
-        event_id=event_id,
-        payload_preview=redact(data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")),
-        dead_lettered_at=services.now(),
-    )
-    return services.documents.create(DEAD_LETTERS, letter_id, entry.model_dump())
-
-
 def list_dead_letters(
     services: Services,
     status: str | None = None,
@@ -155,16 +112,23 @@ def list_dead_letters(
     where = ("tenant_id", tenant_id) if tenant_id is not None else ("status", status) if status is not None else None
     page = services.documents.page(DEAD_LETTERS, "dead_lettered_at", where=where, descending=True, limit=size, after=after)
     # With both filters the store filters on the tenant and this on the status: a page may hold fewer.
-    entries = [DeadLetterEntry.model_validate(doc) for _, doc in page.items if status is None or doc.get("status") == status]
+    documents = [DeadLetterDocument.model_validate(doc) for _, doc in page.items]
+    entries = [_entry(document) for document in documents if status is None or document.status == status]
     return DeadLetterList(count=len(entries), dead_letters=entries, next_page_token=encode_page_token(page.next_cursor, listing))
 
 
-def mark_retried(services: Services, tenant_id: str) -> int:
-    """Mark the tenant's open dead letters RETRIED; returns how many."""
-    marked = 0
-    for doc_id, doc in list(services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("tenant_id", tenant_id))):
-        if doc.get("status") == "OPEN":
-            resolved_until = iso(services.clock() + services.settings.lifetimes.resolved_dead_letters)
-            services.documents.set(DEAD_LETTERS, doc_id, {**doc, "status": "RETRIED", EXPIRE_AT: resolved_until})
-            marked += 1
-    return marked
+def _entry(document: DeadLetterDocument) -> DeadLetterEntry:
+    """The HTTP view of a stored dead letter."""
+    return DeadLetterEntry(
+        id=document.id,
+        status=document.status,
+        source=document.source,
+        reason=document.reason,
+        attempts=document.attempts,
+        tenant_id=document.tenant_id,
+        step=document.step,
+        event_id=document.event_id,
+        payload_preview=document.payload_preview,
+        dead_lettered_at=document.dead_lettered_at,
+        expire_at=document.expire_at,
+    )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import timedelta
 
 from schemas.events import ValidationRecorded
 from schemas.http import CheckResult, DryRunResponse, TenantRequest, ValidationSummary
-from shared.domain.dryrun_config import CHECK_NAMES, DryRunConfig, load_dryrun_config
+from shared.domain.documents import StoredCheck, StoredCheckCounts, StoredTenantRequest, ValidationDocument
+from shared.domain.dryrun_config import CHECK_NAMES
+from shared.domain.identifiers import request_fingerprint
 from shared.handlers.checks import run_check
 from shared.handlers.publishing import publish_event
-from shared.ports import EXPIRE_AT
 from shared.services import VALIDATIONS, Services, iso
 
 logger = logging.getLogger(__name__)
@@ -20,26 +20,14 @@ logger = logging.getLogger(__name__)
 _FALLBACK_TTL_MINUTES = 15
 
 
-def request_fingerprint(request: TenantRequest) -> str:
-    """A stable id of the four values a dry run vouches for."""
-    return hashlib.sha256("\x1f".join(request.fingerprint_fields()).encode()).hexdigest()
-
-
-def _config_or_none() -> DryRunConfig | None:
-    try:
-        return load_dryrun_config()
-    except Exception:  # reported by the dryrun_config check itself
-        return None
-
-
 def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     """Validate an onboarding request without creating anything but the validation record."""
-    config = _config_or_none()
+    config = services.dryrun.config  # None when it did not load: the dryrun_config check reports why
     checks: list[CheckResult] = [
         run_check(name, config.checks[name] if config else name != "dryrun_config", request, services) for name in CHECK_NAMES
     ]
     if config is None:
-        checks[-1] = CheckResult(name="dryrun_config", passed=False, detail=_config_error())
+        checks[-1] = CheckResult(name="dryrun_config", passed=False, detail=services.dryrun.problem)
     passed = sum(check.passed for check in checks)
     all_passed = passed == len(checks)
     now = services.clock()
@@ -55,16 +43,9 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         ready_for_onboarding=all_passed,
         expires_at=iso(now + ttl),
     )
-    record = response.model_dump()
-    record.update(
-        {
-            "fingerprint": request_fingerprint(request),
-            "created_at": iso(now),
-            "request": request.model_dump(),
-            EXPIRE_AT: iso(now + max(ttl, services.settings.lifetimes.validations)),
-        }
-    )
-    services.documents.set(VALIDATIONS, response.validation_id, record)
+    expire_at = iso(now + max(ttl, services.settings.lifetimes.validations))
+    record = _validation_document(response, request, created_at=iso(now), expire_at=expire_at)
+    services.documents.set(VALIDATIONS, response.validation_id, record.model_dump())
     publish_event(
         services,
         services.settings.topics.validations,
@@ -83,9 +64,28 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     return response
 
 
-def _config_error() -> str:
-    try:
-        load_dryrun_config()
-    except Exception as error:
-        return f"dryrun.yml does not load: {type(error).__name__}: {error}"[:300]
-    return "dryrun.yml could not be read"
+def _validation_document(response: DryRunResponse, request: TenantRequest, created_at: str, expire_at: str) -> ValidationDocument:
+    """What `validations/{id}` keeps of a dry run: its answer, plus the request and its fingerprint for onboarding to find."""
+    summary = response.validation_summary
+    return ValidationDocument(
+        status=response.status,
+        validation_id=response.validation_id,
+        tenant_id=response.tenant_id,
+        subscription_plan=response.subscription_plan,
+        checks=[StoredCheck(name=check.name, passed=check.passed, detail=check.detail) for check in response.checks],
+        validation_summary=StoredCheckCounts(
+            total_checks=summary.total_checks, passed=summary.passed, failed=summary.failed, all_passed=summary.all_passed
+        ),
+        message=response.message,
+        ready_for_onboarding=response.ready_for_onboarding,
+        expires_at=response.expires_at,
+        fingerprint=request_fingerprint(request),
+        created_at=created_at,
+        expire_at=expire_at,
+        request=StoredTenantRequest(
+            tenant_id=request.tenant_id,
+            company_name=request.company_name,
+            admin_email=request.admin_email,
+            subscription_plan=request.subscription_plan,
+        ),
+    )

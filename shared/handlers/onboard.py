@@ -12,13 +12,12 @@ from typing import Any
 
 from schemas.http import OnboardAccepted, OnboardCompleted, OnboardRequest
 from shared.domain.api_keys import generate_api_key, hash_api_key
+from shared.domain.documents import IdempotencyRecord, StoredAcceptance, ValidationDocument
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
-from shared.domain.identifiers import case_twin_problem, folded_tenant_id
+from shared.domain.identifiers import case_twin_problem, folded_tenant_id, request_fingerprint
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
-from shared.handlers.dryrun import request_fingerprint
-from shared.handlers.outbox import relay, stage_steps, step_command
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
-from shared.handlers.publishing import publish_event
+from shared.handlers.step_commands import relay, stage_steps, status_url
 from shared.ports import BackendError, Transaction
 from shared.services import API_KEYS, IDEMPOTENCY_KEYS, TENANT_IDS, TENANTS, VALIDATIONS, Services
 
@@ -33,23 +32,14 @@ class OnboardResult:
     replayed: bool
 
 
-def status_url(tenant_id: str) -> str:
-    """Where to poll the tenant's progress."""
-    return f"/api/v1/tenants/{tenant_id}"
-
-
-def publish_step(services: Services, state: TenantState, step: str) -> None:
-    """Publish the command for one step of `state` on that step's topic (outside any state change)."""
-    publish_event(services, getattr(services.settings.topics, step), step_command(services, state, step), tenant_id=state.tenant_id)
-
-
 def _idempotency_doc_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: datetime, services: Services) -> None:
-    for record in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
-        if record.get("ready_for_onboarding") and datetime.fromisoformat(record["expires_at"]) > now:
+    for raw in services.documents.find(VALIDATIONS, "fingerprint", fingerprint, limit=500):
+        record = ValidationDocument.model_validate(raw)
+        if record.ready_for_onboarding and datetime.fromisoformat(record.expires_at) > now:
             return
     raise DryRunRequired(
         "no passed, unexpired dry run for these exact values: run POST /api/v1/tenants/dryrun first",
@@ -57,13 +47,22 @@ def _require_passed_dry_run(request: OnboardRequest, fingerprint: str, now: date
     )
 
 
-def _replay(record: dict[str, Any], services: Services) -> OnboardResult:
-    key_doc = services.documents.get(API_KEYS, record["api_key_hash"])
+def _replay(raw: dict[str, Any], services: Services) -> OnboardResult:
+    record = IdempotencyRecord.model_validate(raw)
+    key_doc = services.documents.get(API_KEYS, record.api_key_hash)
     if key_doc is None:
         raise BackendError("the key of the original response is gone")
     ciphertext = base64.b64decode(key_doc["ciphertext"])
-    api_key = services.keys.decrypt(ciphertext, record["tenant_id"].encode()).decode()
-    accepted = OnboardAccepted.model_validate({**record["response"], "api_key": api_key})
+    api_key = services.keys.decrypt(ciphertext, record.tenant_id.encode()).decode()
+    first = record.response
+    accepted = OnboardAccepted(
+        tenant_id=first.tenant_id,
+        api_key=api_key,
+        subscription_plan=first.subscription_plan,
+        status=first.status,
+        status_url=first.status_url,
+        message=first.message,
+    )
     return OnboardResult(accepted=accepted, replayed=True)
 
 
@@ -148,18 +147,17 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         txn.create(TENANTS, request.tenant_id, state.model_dump())
         txn.create(API_KEYS, key_hash, key_doc)
         if idempotency_id:
-            response = accepted.model_dump(exclude={"api_key"})
-            txn.create(
-                IDEMPOTENCY_KEYS,
-                idempotency_id,
-                {
-                    "id": idempotency_id,
-                    "fingerprint": fingerprint,
-                    "tenant_id": request.tenant_id,
-                    "api_key_hash": key_hash,
-                    "response": response,
-                },
+            response = StoredAcceptance(
+                tenant_id=accepted.tenant_id,
+                subscription_plan=accepted.subscription_plan,
+                status=accepted.status,
+                status_url=accepted.status_url,
+                message=accepted.message,
             )
+            record = IdempotencyRecord(
+                id=idempotency_id, fingerprint=fingerprint, tenant_id=request.tenant_id, api_key_hash=key_hash, response=response
+            )
+            txn.create(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())
         staged.extend(stage_steps(txn, services, state, PREREQUISITE_STEPS))
         return None
 

@@ -13,12 +13,22 @@ import logging
 from schemas.http import PurgeResponse
 from shared import sql
 from shared.domain import tenant as transitions
+from shared.domain.documents import TenantEventDocument
 from shared.domain.identifiers import folded_tenant_id
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import TenantState
-from shared.handlers.billing import TENANT_EVENTS
 from shared.ports import Transaction
-from shared.services import API_KEYS, DEAD_LETTERS, IDEMPOTENCY_KEYS, OUTBOX, PROCESSED_EVENTS, TENANT_IDS, TENANTS, VALIDATIONS, Services
+from shared.services import (
+    API_KEYS,
+    DEAD_LETTERS,
+    IDEMPOTENCY_KEYS,
+    OUTBOX,
+    PROCESSED_EVENTS,
+    TENANT_EVENTS,
+    TENANT_IDS,
+    TENANTS,
+    VALIDATIONS,
+    Services,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,7 @@ def purge_expired_tenants(services: Services) -> PurgeResponse:
         services.documents.erase_deleted()
         services.warehouse.erase_deleted()
         logger.info("offboarded tenants purged", extra={"purged": len(purged), "retained": retained})
-    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=default_lifecycle_policy().retention_days)
+    return PurgeResponse(purged=sorted(purged), retained=retained, retention_days=services.lifecycle.retention_days)
 
 
 def purge_tenant(services: Services, state: TenantState) -> bool:
@@ -49,13 +59,15 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
     erase_documents(services, tenant_id, keep=state)
     services.bus.forget_tenant(tenant_id)
     now = services.clock()
-    record = {
-        "event_id": f"{tenant_id}.purged.{state.incarnation}",
-        "tenant_id": tenant_id,
-        "type": "tenant_purged",
-        "occurred_at": transitions.utc_stamp(now),
-        "recorded_at": services.now(),
-    }
+    # Written as every entry of the trail is left by the purge: ids, type and times.
+    record = TenantEventDocument(
+        event_id=f"{tenant_id}.purged.{state.incarnation}",
+        tenant_id=tenant_id,
+        type="tenant_purged",
+        occurred_at=transitions.utc_stamp(now),
+        recorded_at=services.now(),
+        redacted=True,
+    )
 
     def remove(txn: Transaction) -> bool:
         raw = txn.get(TENANTS, tenant_id)
@@ -66,7 +78,7 @@ def purge_tenant(services: Services, state: TenantState) -> bool:
             return False
         txn.delete(TENANTS, tenant_id)
         txn.delete(TENANT_IDS, folded_tenant_id(tenant_id))
-        txn.set(TENANT_EVENTS, record["event_id"], record)
+        txn.set(TENANT_EVENTS, record.event_id, record.model_dump(exclude_none=True))
         return True
 
     return services.documents.run_transaction(remove)

@@ -7,7 +7,7 @@ from shared import sql
 from shared.domain.api_keys import hash_api_key
 from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
 from shared.domain.identifiers import tenant_id_problem
-from shared.handlers.steps import load_tenant
+from shared.handlers.tenant_store import load_tenant
 from shared.services import API_KEYS, Services
 
 

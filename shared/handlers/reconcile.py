@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.handlers.outbox import relay_pending
+from shared.handlers.step_commands import relay_pending
 from shared.services import Services
 
 

@@ -9,8 +9,8 @@ from shared.domain import tenant as transitions
 from shared.domain.errors import TenantNotFailed, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.tenant import FINAL_STEP, TenantState
-from shared.handlers.dead_letters import mark_retried
-from shared.handlers.onboard import status_url
+from shared.handlers.dead_letter_store import mark_retried
+from shared.handlers.step_commands import status_url
 from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.services import Services
 

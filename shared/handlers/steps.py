@@ -11,8 +11,8 @@ from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import FINAL_STEP, TenantState
 from shared.handlers.lifecycle import publish_activation
-from shared.handlers.onboard import publish_step
 from shared.handlers.provisioning import STEP_ACTIONS
+from shared.handlers.step_commands import publish_step
 from shared.handlers.tenant_store import load_tenant, update_tenant
 from shared.ports import EXPIRE_AT
 from shared.services import PROCESSED_EVENTS, Services, iso

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from shared.ports import EXPIRE_AT
+from shared.ports import EXPIRE_AT, PageCursor
 from shared.services import DEAD_LETTERS, IDEMPOTENCY_KEYS, PROCESSED_EVENTS, VALIDATIONS, Services, iso
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,17 @@ def sweep_expired(services: Services) -> SweepReport:
 def _sweep_collection(services: Services, collection: str, cutoff: str, batch: int) -> int:
     """Oldest expiry first, a page at a time, until the first document that has not expired."""
     deleted = 0
+    after: PageCursor | None = None
     while True:
-        page = services.documents.page(collection, EXPIRE_AT, limit=batch)
-        expired = [doc_id for doc_id, doc in page.items if str(doc[EXPIRE_AT]) <= cutoff]
-        for doc_id in expired:
+        page = services.documents.page(collection, EXPIRE_AT, limit=batch, after=after)
+        for doc_id, doc in page.items:
+            expire_at = doc.get(EXPIRE_AT)
+            if expire_at is None:
+                continue  # Firestore orders a null first; it never expires
+            if str(expire_at) > cutoff:
+                return deleted
             services.documents.delete(collection, doc_id)
-        deleted += len(expired)
-        if len(expired) < len(page.items) or page.next_cursor is None:
+            deleted += 1
+        if page.next_cursor is None:
             return deleted
+        after = page.next_cursor

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import TenantState
-from shared.handlers.outbox import relay, stage_steps
+from shared.handlers.step_commands import relay, stage_steps
 from shared.ports import Transaction
 from shared.services import TENANTS, Services
 

@@ -45,7 +45,7 @@ def _firestore(tmp: Path) -> DocumentStore:
 def _bigquery(tmp: Path) -> Warehouse:
     from shared.adapters.gcp.bigquery_warehouse import BigQueryWarehouse
     from shared.adapters.gcp.wiring import bigquery_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     return BigQueryWarehouse(bigquery_client(load_settings()))
 
@@ -53,7 +53,7 @@ def _bigquery(tmp: Path) -> Warehouse:
 def _cloud_kms(tmp: Path) -> KeyManager:
     from shared.adapters.gcp.cloud_kms_key_manager import CloudKmsKeyManager
     from shared.adapters.gcp.wiring import kms_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     settings = load_settings()
     return CloudKmsKeyManager(kms_client(settings), settings.gcp.kms_key_name)

@@ -95,7 +95,7 @@ def test_parameters_are_typed(value: Any, kind: str) -> None:
 def test_unknown_kms_key_is_not_found(gcp_endpoints: dict[str, str]) -> None:
     from shared.adapters.gcp.cloud_kms_key_manager import CloudKmsKeyManager
     from shared.adapters.gcp.wiring import kms_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     keys = CloudKmsKeyManager(kms_client(load_settings()), "projects/demo-project/locations/global/keyRings/r/cryptoKeys/nope")
     with pytest.raises(NotFound):
@@ -119,7 +119,7 @@ def test_publishing_to_a_missing_topic_is_not_found(gcp_endpoints: dict[str, str
 @pytest.mark.emulator
 def test_querying_a_missing_table_is_not_found(gcp_endpoints: dict[str, str]) -> None:
     from shared.adapters.gcp.wiring import bigquery_client
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     warehouse = BigQueryWarehouse(bigquery_client(load_settings()))
     try:
@@ -133,8 +133,7 @@ def test_querying_a_missing_table_is_not_found(gcp_endpoints: dict[str, str]) ->
 def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str], unique: str) -> None:
     """gcp_credentials, bigquery_connectivity and central_tables on the GCP backend read the real services."""
     from schemas.http import TenantRequest
-    from shared.adapters.gcp.wiring import build_gcp_services
-    from shared.config import load_settings
+    from shared.bootstrap import build_gcp_services, load_settings
     from shared.handlers.checks import run_check
     from shared.handlers.warehouse_setup import ensure_central_tables
 
@@ -156,7 +155,7 @@ def test_dry_run_checks_ask_the_emulated_services(gcp_endpoints: dict[str, str],
 
 def test_credentials_check_reports_missing_application_default_credentials(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.adapters.gcp.wiring import credentials_check
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)
@@ -168,7 +167,7 @@ def test_credentials_check_reports_missing_application_default_credentials(tmp_p
 
 def test_credentials_check_in_emulator_mode_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.adapters.gcp.wiring import credentials_check
-    from shared.config import load_settings
+    from shared.bootstrap import load_settings
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:2")
@@ -184,8 +183,7 @@ def test_credentials_check_in_emulator_mode_says_so(monkeypatch: pytest.MonkeyPa
     [({}, "GOOGLE_CLOUD_PROJECT"), ({"GOOGLE_CLOUD_PROJECT": "p"}, "ONBOARDING_KMS_KEY_NAME")],
 )
 def test_the_gcp_backend_refuses_to_start_without_project_or_key(env: dict[str, str], message: str) -> None:
-    from shared.adapters.gcp.wiring import build_gcp_services
-    from shared.config import load_settings
+    from shared.bootstrap import build_gcp_services, load_settings
 
     with pytest.raises(RuntimeError, match=message):
         build_gcp_services(load_settings({"ONBOARDING_BACKEND": "gcp", **env}))

@@ -21,7 +21,7 @@ import yaml
 
 import main
 from scripts.stage_source import runtime_requirements
-from shared.config import load_settings
+from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.sweep import EXPIRING_COLLECTIONS
 from shared.ports import EXPIRE_AT

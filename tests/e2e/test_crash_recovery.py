@@ -16,7 +16,7 @@ from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.domain.tenant import ALL_STEPS, TenantState
-from shared.handlers.outbox import step_event_id
+from shared.handlers.step_commands import step_event_id
 from shared.services import PROCESSED_EVENTS, TENANTS, VALIDATIONS
 from tests.conftest import fast_settings
 from tests.e2e.server import RunningServer, free_port

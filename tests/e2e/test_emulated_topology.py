@@ -76,10 +76,10 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
     import time
 
     from schemas.http import OnboardRequest
-    from shared.adapters.gcp.wiring import build_gcp_services
-    from shared.config import load_settings
-    from shared.handlers.onboard import onboard, publish_step
-    from shared.handlers.steps import load_tenant
+    from shared.bootstrap import build_gcp_services, load_settings
+    from shared.handlers.onboard import onboard
+    from shared.handlers.step_commands import publish_step
+    from shared.handlers.tenant_store import load_tenant
     from shared.ports import EventBus
 
     class Withheld(EventBus):

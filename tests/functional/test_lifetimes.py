@@ -12,7 +12,7 @@ from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.config import PUBSUB_MAX_RETENTION_DAYS, Settings
-from shared.handlers.dead_letters import mark_retried, record_dead_letter
+from shared.handlers.dead_letter_store import mark_retried, record_dead_letter
 from shared.handlers.sweep import sweep_expired
 from shared.ports import EXPIRE_AT
 from shared.services import DEAD_LETTERS, PROCESSED_EVENTS, VALIDATIONS, Services, utcnow

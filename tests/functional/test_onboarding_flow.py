@@ -169,3 +169,18 @@ def test_an_id_differing_only_by_case_from_an_existing_tenant_is_refused(client:
     }
     assert platform.services.documents.get("tenants", "Customer_123") is None
     assert platform.services.documents.find("api_keys", "tenant_id", "Customer_123") == []
+
+
+def test_a_dryrun_config_that_did_not_load_fails_its_check_and_the_dry_run(services: Services) -> None:
+    from dataclasses import replace
+
+    from schemas.http import TenantRequest
+    from shared.domain.dryrun_config import DryRunSetup
+    from shared.handlers.dryrun import run_dry_run
+
+    broken = replace(services, dryrun=DryRunSetup(config=None, problem="dryrun.yml does not load: ScannerError: bad indent"))
+    response = run_dry_run(TenantRequest.model_validate(SEED_REQUEST), broken)
+    checks = {check.name: check for check in response.checks}
+    assert response.status == "FAILED" and not response.ready_for_onboarding
+    assert not checks["dryrun_config"].passed and checks["dryrun_config"].detail == broken.dryrun.problem
+    assert all(check.passed for name, check in checks.items() if name != "dryrun_config")

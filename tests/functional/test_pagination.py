@@ -8,9 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from schemas.http import TenantEventRecord
-from shared.handlers.billing import TENANT_EVENTS
-from shared.handlers.dead_letters import record_dead_letter
-from shared.services import Services
+from shared.handlers.dead_letter_store import record_dead_letter
+from shared.services import TENANT_EVENTS, Services
 
 TENANT = "paged_tenant"
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from shared.handlers.billing import TENANT_EVENTS
-from shared.services import API_KEYS, DEAD_LETTERS, IDEMPOTENCY_KEYS, PROCESSED_EVENTS, VALIDATIONS, Services, utcnow
+from shared.services import API_KEYS, DEAD_LETTERS, IDEMPOTENCY_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, VALIDATIONS, Services, utcnow
 from tests.conftest import onboard_seed
 from tests.functional.billing_support import billing_message, post_billing
 

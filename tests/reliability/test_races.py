@@ -16,7 +16,7 @@ from shared.adapters.embedded.sqlite_event_bus import ReceivedMessage, SqliteEve
 from shared.adapters.guarded import unwrap
 from shared.domain.tenant import PREREQUISITE_STEPS, TenantState
 from shared.entrypoints.runtime import install_services
-from shared.handlers.outbox import step_event_id
+from shared.handlers.step_commands import step_event_id
 from shared.handlers.tenant_store import update_tenant
 from shared.ports import TransactionConflict
 from shared.services import Services

@@ -24,8 +24,8 @@ from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.domain.tenant import ALL_STEPS, TenantState
 from shared.entrypoints.runtime import install_services
-from shared.handlers.outbox import step_event_id
 from shared.handlers.retry import retry_tenant
+from shared.handlers.step_commands import step_event_id
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.services import Services
 from tests.conftest import SEED_REQUEST, fast_settings

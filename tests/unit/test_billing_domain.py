@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import BillingEvent
+from shared.bootstrap import read_lifecycle_policy
 from shared.domain import tenant as transitions
-from shared.domain.lifecycle_config import default_lifecycle_policy
 from shared.domain.tenant import BillingKind, TenantState, initial_steps
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -129,4 +129,4 @@ def test_billing_message_contract_refuses_malformed_messages(change: dict[str, o
 
 
 def test_lifecycle_policy_defaults_to_thirty_days() -> None:
-    assert default_lifecycle_policy().retention == timedelta(days=30)
+    assert read_lifecycle_policy().retention == timedelta(days=30)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from shared.config import load_settings
+from shared.bootstrap import load_settings, read_dryrun_config, read_plans
 from shared.domain import tenant as transitions
 from shared.domain.api_keys import KEY_PATTERN, generate_api_key, hash_api_key
-from shared.domain.dryrun_config import DryRunConfig, load_dryrun_config
+from shared.domain.dryrun_config import DryRunConfig
 from shared.domain.identifiers import tenant_id_problem
-from shared.domain.plans import default_plans
 from shared.domain.tenant import TenantState, initial_steps
 
 
@@ -26,7 +27,7 @@ def test_api_keys_have_the_documented_shape_and_are_unique() -> None:
 
 
 def test_plans_match_the_published_limits() -> None:
-    plans = default_plans()
+    plans = read_plans()
     limits = {name: (p.daily_pipeline_limit, p.monthly_pipeline_limit, p.concurrent_pipeline_limit) for name, p in plans.plans.items()}
     assert limits == {"STARTER": (6, 180, 3), "PROFESSIONAL": (25, 750, 5), "SCALE": (100, 3000, 10)}
 
@@ -75,8 +76,8 @@ def test_every_write_bumps_the_revision() -> None:
 
 
 def test_dryrun_config_must_name_exactly_the_eight_checks() -> None:
-    config = load_dryrun_config()
-    assert all(config.checks.values())
+    config = read_dryrun_config().config
+    assert config is not None and all(config.checks.values())
     with pytest.raises(ValueError):
         DryRunConfig(version=1, validation_ttl_minutes=10, checks={"tenant_id_format": True})
 
@@ -95,3 +96,11 @@ def test_local_key_manager_is_refused_in_production(tmp_path: object) -> None:
 
     with pytest.raises(RuntimeError):
         LocalKeyManager(Path(str(tmp_path)) / "k", production=True)
+
+
+def test_a_broken_dryrun_config_is_a_reported_problem_not_a_failed_start(tmp_path: Path) -> None:
+    broken = tmp_path / "dryrun.yml"
+    broken.write_text("version: 1\nvalidation_ttl_minutes: 10\nchecks: {tenant_id_format: true}\n")
+    setup = read_dryrun_config(broken)
+    assert setup.config is None
+    assert setup.problem.startswith("dryrun.yml does not load: ValidationError") and "missing" in setup.problem

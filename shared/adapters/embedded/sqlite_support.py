@@ -31,6 +31,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_data_dir(data_dir: Path) -> Path:
+    """The data dir 0700 and every file in it 0600, now and for the files the backends create later.
+
+    It holds personal data and the local key. The process umask makes files created later
+    (DuckDB's WAL, SQLite's -wal and -shm) private from their first byte; existing files of
+    an older data dir are narrowed here.
+    """
+    os.umask(0o077)
+    private_dir(data_dir)
+    for path in data_dir.rglob("*"):
+        os.chmod(path, PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
+    return data_dir
+
+
 def private_file(path: Path) -> Path:
     """Create `path` empty if missing (0600 from its first moment) and make it 0600; its directory 0700.
 

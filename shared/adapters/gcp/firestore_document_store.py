@@ -53,10 +53,12 @@ def _stored(data: Document) -> Document:
 
     https://cloud.google.com/firestore/docs/ttl ("the TTL field must contain a Date and time value").
     """
-    value = data.get(EXPIRE_AT)
-    if isinstance(value, str):
-        return {**data, EXPIRE_AT: _timestamp(value)}
-    return data
+    if EXPIRE_AT not in data:
+        return data
+    value = data[EXPIRE_AT]
+    if value is None:  # no expiry: absent, so the field's queries and TTL never see it
+        return {key: item for key, item in data.items() if key != EXPIRE_AT}
+    return {**data, EXPIRE_AT: _timestamp(value) if isinstance(value, str) else value}
 
 
 def _read(data: Document) -> Document:

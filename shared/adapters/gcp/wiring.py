@@ -1,4 +1,4 @@
-"""Wires the Google Cloud adapters into Services (ONBOARDING_BACKEND=gcp).
+"""Builds the Google Cloud adapters (ONBOARDING_BACKEND=gcp); called by `shared.bootstrap` only.
 
 Emulators are picked up from the standard variables: FIRESTORE_EMULATOR_HOST and
 PUBSUB_EMULATOR_HOST (read by the client libraries themselves), BIGQUERY_API_ENDPOINT and
@@ -21,8 +21,7 @@ from shared.adapters.gcp.cloud_kms_key_manager import CloudKmsKeyManager
 from shared.adapters.gcp.firestore_document_store import FirestoreDocumentStore
 from shared.adapters.gcp.pubsub_event_bus import PubSubEventBus
 from shared.config import Settings
-from shared.domain.plans import default_plans
-from shared.services import Credentials, Services
+from shared.services import Adapters, Credentials
 
 
 def emulated_endpoints(settings: Settings) -> dict[str, str]:
@@ -78,21 +77,19 @@ def kms_client(settings: Settings) -> kms.KeyManagementServiceClient:
     return kms.KeyManagementServiceClient()
 
 
-def build_gcp_services(settings: Settings) -> Services:
+def gcp_adapters(settings: Settings) -> Adapters:
     """Firestore documents, Pub/Sub bus, BigQuery warehouse and Cloud KMS keys for settings.gcp.project."""
     project = settings.gcp.project
     if not project:
         raise RuntimeError("the gcp backend needs a project: set GOOGLE_CLOUD_PROJECT")
     if not settings.gcp.kms_key_name:
         raise RuntimeError("the gcp backend needs a key: set ONBOARDING_KMS_KEY_NAME to projects/P/locations/L/keyRings/R/cryptoKeys/K")
-    return Services(
-        settings=settings,
+    return Adapters(
         documents=FirestoreDocumentStore(firestore.Client(project=project)),
         bus=PubSubEventBus(pubsub.PublisherClient(), project),
         warehouse=BigQueryWarehouse(
             bigquery_client(settings), location=None if settings.gcp.bigquery_api_endpoint else settings.gcp.bigquery_location
         ),
         keys=CloudKmsKeyManager(kms_client(settings), settings.gcp.kms_key_name),
-        plans=default_plans(),
         credentials=Credentials(check=lambda: credentials_check(settings)),
     )

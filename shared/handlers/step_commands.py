@@ -1,9 +1,10 @@
-"""Outbox for step commands: staged in the transaction that changes the state, published after it commits.
+"""Step commands and the status URL that shows their progress: used by onboard, steps, retry and reconcile.
 
-A command written with the state change cannot be lost to a crash between the commit and the
-publish: whatever is still in the outbox is published by the relay (at start-up locally, and
-by the scheduled reconciler). An entry leaves the outbox once published, so restarts never
-publish it again; a crash between the publish and the delete repeats it once, under the same
+Step commands go through an outbox: staged in the transaction that changes the state, published
+after it commits. A command written with the state change cannot be lost to a crash between the
+commit and the publish: whatever is still in the outbox is published by the relay (at start-up
+locally, and by the scheduled reconciler). An entry leaves the outbox once published, so restarts
+never publish it again; a crash between the publish and the delete repeats it once, under the same
 event id, which the step handler deduplicates.
 """
 
@@ -22,6 +23,11 @@ from shared.services import OUTBOX, Services, iso
 logger = logging.getLogger(__name__)
 
 
+def status_url(tenant_id: str) -> str:
+    """Where to poll the tenant's progress."""
+    return f"/api/v1/tenants/{tenant_id}"
+
+
 def step_event_id(state: TenantState, step: str, generation: int) -> str:
     """Deterministic, so a republished step command is recognized as the same event.
 
@@ -29,6 +35,11 @@ def step_event_id(state: TenantState, step: str, generation: int) -> str:
     starts a new series of events instead of finding the old ones already processed.
     """
     return f"{state.tenant_id}.{state.incarnation}.{step}.{generation}"
+
+
+def publish_step(services: Services, state: TenantState, step: str) -> None:
+    """Publish the command for one step of `state` on that step's topic (outside any state change)."""
+    publish_event(services, getattr(services.settings.topics, step), step_command(services, state, step), tenant_id=state.tenant_id)
 
 
 def step_command(services: Services, state: TenantState, step: str) -> StepRequested:

@@ -1,0 +1,132 @@
+"""Stored documents other than the tenant state: each has its own model, apart from the HTTP bodies built from it.
+
+Field for field, each model is the format already stored (`schema_version` included where
+documents carry it), so existing documents read as before. A response model can change
+without rewriting stored data, and a stored field need not be shown to clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DocumentVersion = Literal["1"]
+DeadLetterStatus = Literal["OPEN", "RETRIED"]
+AuditOutcome = Literal["applied", "ignored", "refused"]
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _added(default: object) -> Any:
+    """A field added after documents were stored: left out of a document while it has its default, so older ones write back unchanged."""
+    return Field(default=default, exclude_if=lambda value: value == default)
+
+
+class StoredCheck(_Document):
+    """One dry-run check as recorded."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class StoredCheckCounts(_Document):
+    """The recorded counts of a dry run."""
+
+    total_checks: int
+    passed: int
+    failed: int
+    all_passed: bool
+
+
+class StoredTenantRequest(_Document):
+    """The four values a dry run vouched for."""
+
+    schema_version: DocumentVersion = "1"
+    tenant_id: str
+    company_name: str
+    admin_email: str
+    subscription_plan: str
+
+
+class ValidationDocument(_Document):
+    """`validations/{validation_id}`: a dry run's outcome; onboarding looks it up by fingerprint."""
+
+    schema_version: DocumentVersion = "1"
+    status: Literal["SUCCESS", "FAILED"]
+    validation_id: str
+    tenant_id: str
+    subscription_plan: str
+    checks: list[StoredCheck]
+    validation_summary: StoredCheckCounts
+    message: str
+    ready_for_onboarding: bool
+    expires_at: str
+    fingerprint: str
+    created_at: str
+    request: StoredTenantRequest
+    expire_at: str | None = _added(None)  # when the record is deleted (sweeper, Firestore TTL)
+
+
+class StoredAcceptance(_Document):
+    """The 202 body of an onboarding, without its API key (the key is kept encrypted in `api_keys`)."""
+
+    schema_version: DocumentVersion = "1"
+    tenant_id: str
+    subscription_plan: str
+    status: Literal["PROVISIONING", "ACTIVE", "FAILED", "SUSPENDED", "OFFBOARDED"]
+    status_url: str
+    message: str
+
+
+class IdempotencyRecord(_Document):
+    """`idempotency_keys/{sha256 of the key}`: what a retry with the same Idempotency-Key gets again."""
+
+    id: str | None = None  # absent from records written before purge needed to find them
+    fingerprint: str
+    tenant_id: str
+    api_key_hash: str
+    response: StoredAcceptance
+
+
+class DeadLetterDocument(_Document):
+    """`dead_letters/{id}`: a message given up on, where it came from, why, after how many deliveries."""
+
+    schema_version: DocumentVersion = "1"
+    id: str
+    status: DeadLetterStatus
+    source: str
+    reason: str
+    attempts: int
+    tenant_id: str | None = None
+    step: str | None = None
+    event_id: str | None = None
+    payload_preview: str
+    dead_lettered_at: str
+    expire_at: str | None = _added(None)  # set when the dead letter is resolved (RETRIED)
+
+
+class TenantEventDocument(_Document):
+    """`tenant_events/{event_id}`: one entry of a tenant's audit trail.
+
+    Once the tenant is purged, an entry keeps only ids, its type and times (`redacted`).
+    """
+
+    event_id: str
+    tenant_id: str
+    type: str
+    new_plan: str | None = None
+    occurred_at: str
+    source: str | None = _added(None)
+    outcome: AuditOutcome | None = _added(None)
+    detail: str | None = _added(None)
+    status_before: str | None = _added(None)
+    status_after: str | None = _added(None)
+    plan_before: str | None = _added(None)
+    plan_after: str | None = _added(None)
+    lifecycle_event: str | None = None
+    recorded_at: str
+    redacted: bool = _added(False)

@@ -1,0 +1,64 @@
+"""The dead_letters collection: where a dead letter came from, recording it once, marking a tenant's retried."""
+
+from __future__ import annotations
+
+from shared.domain.documents import DeadLetterDocument
+from shared.logging_setup import redact
+from shared.services import DEAD_LETTERS, Services, iso
+
+# Attributes that say where a dead letter came from and after how many deliveries.
+SOURCE_ATTRIBUTES = ("CloudPubSubDeadLetterSourceSubscription", "dead_letter_source")
+ATTEMPT_ATTRIBUTES = ("CloudPubSubDeadLetterSourceDeliveryCount", "dead_letter_attempts")
+_PREVIEW_CHARS = 500
+
+
+def _first(attributes: dict[str, str], names: tuple[str, ...]) -> str | None:
+    return next((attributes[name] for name in names if attributes.get(name)), None)
+
+
+def dead_letter_origin(attributes: dict[str, str], default_source: str = "unknown") -> tuple[str, int]:
+    """Where a dead letter came from and after how many deliveries, from its attributes."""
+    raw_attempts = _first(attributes, ATTEMPT_ATTRIBUTES) or "1"
+    attempts = int(raw_attempts) if raw_attempts.isdigit() else 1
+    return _first(attributes, SOURCE_ATTRIBUTES) or default_source, attempts
+
+
+def record_dead_letter(
+    services: Services,
+    *,
+    letter_id: str,
+    source: str,
+    reason: str,
+    attempts: int,
+    data: bytes,
+    tenant_id: str | None,
+    step: str | None,
+    event_id: str | None,
+) -> bool:
+    """Record a dead letter in `dead_letters` (create-if-absent: a redelivery is recorded once); True if new."""
+    document = DeadLetterDocument(
+        id=letter_id,
+        status="OPEN",
+        source=source,
+        reason=redact(reason)[:_PREVIEW_CHARS],
+        attempts=attempts,
+        tenant_id=tenant_id,
+        step=step,
+        event_id=event_id,
+        payload_preview=redact(data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")),
+        dead_lettered_at=services.now(),
+    )
+    return services.documents.create(DEAD_LETTERS, letter_id, document.model_dump())
+
+
+def mark_retried(services: Services, tenant_id: str) -> int:
+    """Mark the tenant's open dead letters RETRIED, which starts their lifetime; returns how many."""
+    marked = 0
+    resolved_until = iso(services.clock() + services.settings.lifetimes.resolved_dead_letters)
+    for _, raw in list(services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("tenant_id", tenant_id))):
+        document = DeadLetterDocument.model_validate(raw)
+        if document.status == "OPEN":
+            resolved = document.model_copy(update={"status": "RETRIED", "expire_at": resolved_until})
+            services.documents.set(DEAD_LETTERS, document.id, resolved.model_dump())
+            marked += 1
+    return marked

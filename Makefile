@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 BQ_STAMP := .venv-bq/.installed-$(shell sha1sum requirements-bq.txt | cut -c1-12)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install emulators run emulate test bench chaos lint schemas bootstrap clean
+.PHONY: install emulators run emulate test bench chaos lint schemas bootstrap iam-check clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
 test: $(STAMP) $(BQ_STAMP) ## the whole suite: unit, contract (embedded and emulated GCP), functional, end to end
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## latency and onboarding-time figures on embedded backends
-	$(BIN)/python -m scripts.bench
+bench: $(STAMP) ## embedded and Google Cloud profile figures, import times (BENCH_ARGS="--gcp-time-scale 1": real time)
+	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 chaos: $(STAMP) ## 200 tenants onboarded concurrently over HTTP with faults injected; prints every invariant
 	$(BIN)/python -m scripts.chaos
@@ -42,6 +42,9 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+iam-check: $(STAMP) ## each function's IAM permissions in use against what deploy.sh --dry-run grants it; fails on missing or unused
+	$(BIN)/python -m scripts.iam_check
 
 schemas: $(STAMP) ## regenerate schemas/json from the pydantic models
 	$(BIN)/python -m schemas.export

@@ -17,6 +17,9 @@ Options:
   --region REGION            region of the functions, Firestore, KMS key (required), e.g. europe-west1
   --bigquery-location LOC    location of the BigQuery datasets (default: the region)
   --invoker MEMBER           may call the HTTP functions, e.g. group:ops@example.com (repeatable)
+  --billing-publisher MEMBER may publish billing messages on the billing-events topic and nothing else
+                             (roles/pubsub.publisher on that topic only), e.g.
+                             serviceAccount:invoicing@billing-project.iam.gserviceaccount.com (repeatable)
   --dry-run                  print every command, one per line after "+ ", and run none
   -h, --help                 this help
 
@@ -37,6 +40,7 @@ REGION=""
 BQ_LOCATION=""
 DRY_RUN=0
 INVOKERS=()
+BILLING_PUBLISHERS=()
 while (($#)); do
   case $1 in
     --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
@@ -47,6 +51,8 @@ while (($#)); do
     --bigquery-location=*) BQ_LOCATION=${1#*=}; shift ;;
     --invoker) INVOKERS+=("${2:-}"); shift 2 || die "--invoker needs a value" ;;
     --invoker=*) INVOKERS+=("${1#*=}"); shift ;;
+    --billing-publisher) BILLING_PUBLISHERS+=("${2:-}"); shift 2 || die "--billing-publisher needs a value" ;;
+    --billing-publisher=*) BILLING_PUBLISHERS+=("${1#*=}"); shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -56,7 +62,7 @@ done
 [[ -n $REGION ]] || { usage >&2; die "--region is required"; }
 [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "not a project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "not a region: $REGION"
-for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+for member in "${INVOKERS[@]+"${INVOKERS[@]}"}" "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
   [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
 done
 
@@ -193,11 +199,13 @@ SWEEP_JOB=records-sweep-hourly
 SWEEP_SCHEDULE='17 * * * *'
 TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE" "$TOPIC_SWEEP")
 
-# Deleting a dataset needs bigquery.datasets.delete, which no predefined role short of
-# bigquery.dataOwner (which may also rewrite dataset access) has: the purge gets this custom role.
+# Deleting a dataset with its tables needs bigquery.datasets.delete and bigquery.tables.delete
+# (https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets); no predefined role short of
+# bigquery.dataOwner (which may also rewrite dataset access) has the first: the purge and the dataset step
+# (which recreates an orphan dataset when asked to) get this custom role, on tenant datasets only.
 PURGE_ROLE_ID=onboardingDatasetPurger
 PURGE_ROLE=projects/$PROJECT/roles/$PURGE_ROLE_ID
-PURGE_PERMISSIONS=bigquery.datasets.get,bigquery.datasets.delete,bigquery.tables.list,bigquery.tables.delete
+PURGE_PERMISSIONS=bigquery.datasets.delete,bigquery.tables.delete
 
 # Roles are written ROLE (project-wide), ROLE@central (the central dataset only),
 # ROLE@tenant-datasets (every dataset but the central one), ROLE@topic:NAME or ROLE@key (the KMS key);
@@ -211,9 +219,10 @@ PURGE_GRANTS="datastore.user bigquery.jobUser bigquery.dataEditor@central $PURGE
 HTTP_TABLE=(
   # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
   "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
-  # tenant, API key and idempotency documents; encrypts (and on replay decrypts) the key; publishes three steps;
+  # tenant, API key and idempotency documents; whether a dataset of the tenant's name exists (datasets.get,
+  # tenant datasets only); encrypts (and on replay decrypts) the key; publishes three steps;
   # may wait up to http.max_wait_seconds for the outcome.
-  "onboard_tenant 120s datastore.user cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  "onboard_tenant 120s datastore.user bigquery.metadataViewer@tenant-datasets cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
   # reads tenants/{id}.
   "tenant_status 60s datastore.viewer"
   # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
@@ -326,10 +335,32 @@ exists gcloud kms keys describe "$CRYPTO_KEY" --keyring="$KEY_RING" --location="
   run gcloud kms keys create "$CRYPTO_KEY" --keyring="$KEY_RING" --location="$REGION" --purpose=encryption \
     --rotation-period="$ROTATION_PERIOD" --next-rotation-time="$NEXT_ROTATION" --project="$PROJECT"
 
+# Billing systems publish on TOPIC_BILLING: its schema (generated from schemas.events.BillingEvent by
+# `make schemas`) makes Pub/Sub refuse a malformed message at publish. Protocol Buffer, not Avro: with JSON
+# encoding an Avro schema expects Avro's JSON encoding, which our plain-JSON billing messages are not
+# (schemas/pubsub_schema.py says why).
+BILLING_SCHEMA=billing-event
+BILLING_SCHEMA_FILE=schemas/pubsub/BillingEvent.proto
+note "Pub/Sub schema $BILLING_SCHEMA ($BILLING_SCHEMA_FILE), enforced on $TOPIC_BILLING"
+exists gcloud pubsub schemas describe "$BILLING_SCHEMA" --project="$PROJECT" ||
+  run gcloud pubsub schemas create "$BILLING_SCHEMA" --type=protocol-buffer --definition-file="$BILLING_SCHEMA_FILE" \
+    --project="$PROJECT"
+
 note "Pub/Sub topics, and a dead-letter topic with a retained subscription per step topic"
 for topic in "${TOPICS[@]}" "${DEAD_LETTER_TOPICS[@]}"; do
-  exists gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
-    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+  schema=()
+  [[ $topic != "$TOPIC_BILLING" ]] || schema=(--schema="$BILLING_SCHEMA" --message-encoding=json)
+  if exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
+    # An existing billing topic gets (or keeps) the schema.
+    ((${#schema[@]} == 0)) || run gcloud pubsub topics update "$topic" "${schema[@]}" --project="$PROJECT"
+  else
+    run gcloud pubsub topics create "$topic" "${schema[@]+"${schema[@]}"}" --project="$PROJECT"
+  fi
+done
+note "billing systems: publishers on $TOPIC_BILLING only"
+for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
+  run_iam gcloud pubsub topics add-iam-policy-binding "$TOPIC_BILLING" --member="$member" \
+    --role=roles/pubsub.publisher --project="$PROJECT" --format=none
 done
 for topic in "${DEAD_LETTER_TOPICS[@]}"; do
   exists gcloud pubsub subscriptions describe "$topic-sub" --project="$PROJECT" ||
@@ -393,7 +424,8 @@ for line in "${HTTP_TABLE[@]}"; do
   grant "$name" "${specs[@]+"${specs[@]}"}"
 done
 # Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
-# a message that can never succeed goes straight to the step's dead-letter topic.
+# the view step announces tenant.activated on tenant-lifecycle; the dataset step may delete an orphan
+# dataset (force_recreate_dataset); a message that can never succeed goes straight to the step's dead-letter topic.
 for step in "${STEPS[@]}"; do
   name=step_$step
   grant "$name" datastore.user bigquery.jobUser
@@ -402,7 +434,14 @@ for step in "${STEPS[@]}"; do
     # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
     dataset | view) grant "$name" bigquery.dataEditor ;;
   esac
-  [[ $step == view ]] || grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  if [[ $step == dataset ]]; then
+    grant "$name" "$PURGE_ROLE@tenant-datasets"
+  fi
+  if [[ $step == view ]]; then
+    grant "$name" "pubsub.publisher@topic:$TOPIC_LIFECYCLE"
+  else
+    grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
+  fi
   grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
 done
 # step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.
@@ -468,7 +507,7 @@ note "HTTP functions (authenticated callers only)"
 for line in "${HTTP_TABLE[@]}"; do
   read -r name timeout _ <<<"$line"
   deploy_function "$name" "$name" "$name" --trigger-http --no-allow-unauthenticated --timeout="$timeout"
-  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}"; do
+  for member in "${INVOKERS[@]+"${INVOKERS[@]}"}" "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
     run_iam gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --member="$member" \
       --project="$PROJECT" --format=none
   done

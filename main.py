@@ -1,16 +1,42 @@
-"""Cloud Functions source root: every function's entry point, by name (see deploy.sh)."""
+"""Cloud Functions source root: every function's entry point, by name (see deploy.sh).
 
-from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
-from functions.billing import (
-    billing_dead_letter,
-    billing_event,
-    billing_events_http,
-    purge_expired,
-    purge_expired_http,
-    sweep_expired_records,
-    tenant_events_http,
-)
-from functions.steps import reconcile_steps, step_dataset, step_dead_letter, step_quota, step_subscription, step_view
+An entry point's module is imported on first access (PEP 562 module `__getattr__`, which the
+Functions Framework's `hasattr`/`getattr` lookup goes through), so a deployed function loads
+its own module and what that imports, not every function's: a shorter cold start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
+    from functions.billing import (
+        billing_dead_letter,
+        billing_event,
+        billing_events_http,
+        purge_expired,
+        purge_expired_http,
+        sweep_expired_records,
+        tenant_events_http,
+    )
+    from functions.steps import reconcile_steps, step_dataset, step_dead_letter, step_quota, step_subscription, step_view
+
+_BY_MODULE = {
+    "functions.api": ("dead_letters", "dryrun", "healthz", "onboard_tenant", "retry_tenant_steps", "tenant_overview", "tenant_status"),
+    "functions.billing": (
+        "billing_dead_letter",
+        "billing_event",
+        "billing_events_http",
+        "purge_expired",
+        "purge_expired_http",
+        "sweep_expired_records",
+        "tenant_events_http",
+    ),
+    "functions.steps": ("reconcile_steps", "step_dataset", "step_dead_letter", "step_quota", "step_subscription", "step_view"),
+}
+_MODULES = {name: module for module, names in _BY_MODULE.items() for name in names}
 
 __all__ = [
     "billing_dead_letter",
@@ -34,3 +60,14 @@ __all__ = [
     "tenant_overview",
     "tenant_status",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -87,16 +87,20 @@ def push_to(function: Callable[[CloudEvent], Any]) -> Handler:
 
 def wire_event_functions(services: Services, bus: SqliteEventBus, only: Collection[str] | None = None) -> None:
     """Subscribe every event function (or those named in `only`) and its dead-letter function to its topic."""
+
+    def subscribe(name: str, handler: Handler) -> None:
+        bus.subscribe(name, handler if services.guard is None else services.guard.push_handler(name, handler))
+
     for trigger in EVENT_TRIGGERS:
         if only is not None and trigger.function not in only:
             continue
         topic = trigger.topic(services.settings.topics)
         dead_letters = dead_letter_topic(topic) if trigger.dead_letter_function else None
         bus.create_subscription(f"{topic}-push", topic, dead_letters)
-        bus.subscribe(f"{topic}-push", push_to(entry_point(trigger.function)))
+        subscribe(f"{topic}-push", push_to(entry_point(trigger.function)))
         if dead_letters and trigger.dead_letter_function:
             bus.create_subscription(f"{dead_letters}-push", dead_letters)
-            bus.subscribe(f"{dead_letters}-push", push_to(entry_point(trigger.dead_letter_function)))
+            subscribe(f"{dead_letters}-push", push_to(entry_point(trigger.dead_letter_function)))
 
 
 class LocalPlatform:

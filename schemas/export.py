@@ -1,4 +1,4 @@
-"""Writes schemas/json/<Model>.json from the pydantic models (`make schemas`); never edit by hand."""
+"""Writes schemas/json/<Model>.json and schemas/pubsub/<Model>.proto from the pydantic models (`make schemas`); never edit by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from schemas import events, http
 
 JSON_DIR = Path(__file__).parent / "json"
+PUBSUB_DIR = Path(__file__).parent / "pubsub"
 MODELS: list[type[BaseModel]] = [
     http.TenantRequest,
     http.OnboardRequest,
@@ -48,6 +49,12 @@ def main() -> None:
     for name, text in files.items():
         (JSON_DIR / name).write_text(text)
     print(f"wrote {len(files)} schemas to {JSON_DIR}")
+    from schemas import pubsub_schema  # protobuf is needed only here
+
+    PUBSUB_DIR.mkdir(exist_ok=True)
+    for name, text in pubsub_schema.rendered().items():
+        (PUBSUB_DIR / name).write_text(text)
+    print(f"wrote {len(pubsub_schema.TOPIC_MODELS)} Pub/Sub schemas to {PUBSUB_DIR}")
 
 
 if __name__ == "__main__":

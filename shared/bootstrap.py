@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from shared.adapters.guarded import CallGuard, GuardedDocumentStore, GuardedEventBus, GuardedKeyManager, GuardedWarehouse
+from shared.cloud_profile import CloudProfile, profile_for
 from shared.config import CONFIG_DIR, Settings, settings_from
 from shared.domain.dryrun_config import DryRunConfig, DryRunSetup
 from shared.domain.lifecycle_config import LifecyclePolicy
@@ -69,6 +70,7 @@ def build_services(settings: Settings | None = None) -> Services:
     """Services for the configured backend (embedded by default)."""
     settings = settings or load_settings()
     if settings.backend == "gcp":
+        profile_for(settings)  # refuses ONBOARDING_CLOUD_PROFILE on the real backends
         return build_gcp_services(settings)
     return build_embedded_services(settings)
 
@@ -81,7 +83,7 @@ def build_gcp_services(settings: Settings) -> Services:
     return assemble(settings, build(settings), injector_for(settings))
 
 
-def assemble(settings: Settings, adapters: Adapters, faults: FaultInjector | None) -> Services:
+def assemble(settings: Settings, adapters: Adapters, faults: FaultInjector | None, profile: CloudProfile | None = None) -> Services:
     """Adapters plus every configuration value the handlers use, each port behind a CallGuard."""
     services = Services(
         settings=settings,
@@ -94,12 +96,12 @@ def assemble(settings: Settings, adapters: Adapters, faults: FaultInjector | Non
         dryrun=read_dryrun_config(),
         lifecycle=read_lifecycle_policy(),
     )
-    return guard_services(services, faults)
+    return guard_services(services, faults, profile)
 
 
-def guard_services(services: Services, faults: FaultInjector | None) -> Services:
-    """Every port behind a CallGuard: per-call deadline, bounded retry with jitter, injected faults."""
-    guard = CallGuard(services.settings.calls, faults)
+def guard_services(services: Services, faults: FaultInjector | None, profile: CloudProfile | None = None) -> Services:
+    """Every port behind a CallGuard: per-call deadline, bounded retry with jitter, injected faults, the cloud profile."""
+    guard = CallGuard(services.settings.calls, faults, profile)
     return replace(
         services,
         documents=GuardedDocumentStore(services.documents, guard),
@@ -121,9 +123,11 @@ def build_embedded_services(settings: Settings) -> Services:
 
     data_dir = private_data_dir(settings.data_dir)
     faults = injector_for(settings)
+    profile = profile_for(settings)
     keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)
     documents = SqliteDocumentStore(data_dir / "documents.db", busy_timeout=settings.calls.timeout_seconds)
-    bus = SqliteEventBus(data_dir / "events.db", settings.event_bus, faults=faults)
+    bus_settings = settings.event_bus if profile is None else profile.bus_settings(settings.event_bus)
+    bus = SqliteEventBus(data_dir / "events.db", bus_settings, faults=faults)
     warehouse = DuckdbWarehouse(data_dir / "warehouse.duckdb", timeout_seconds=settings.calls.timeout_seconds)
 
     def embedded_credentials() -> tuple[bool, str]:
@@ -133,7 +137,7 @@ def build_embedded_services(settings: Settings) -> Services:
         return True, f"embedded backends: no Google credentials needed; {keys.describe()} encrypts and decrypts"
 
     adapters = Adapters(documents=documents, bus=bus, warehouse=warehouse, keys=keys, credentials=Credentials(check=embedded_credentials))
-    return assemble(settings, adapters, faults)
+    return assemble(settings, adapters, faults, profile)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ class Topics(_Strict):
 class EventBusSettings(_Strict):
     """Delivery policy of the embedded bus (Pub/Sub's is set by deploy.sh)."""
 
-    workers: int = Field(ge=1, le=64)
+    workers: int = Field(ge=1, le=256)
     max_attempts: int = Field(ge=1, le=100)
     ack_deadline_seconds: float = Field(gt=0)
     min_backoff_seconds: float = Field(ge=0)
@@ -107,6 +107,14 @@ class LifetimeSettings(_Strict):
         return timedelta(hours=self.delivered_messages_hours)
 
 
+class CloudProfileSettings(_Strict):
+    """A Google Cloud behaviour profile for the embedded backends (latency, quotas, contention), see shared/cloud_profile.py."""
+
+    name: Literal["", "gcp"] = ""
+    time_scale: float = Field(default=1.0, gt=0, le=100)  # 1 = real time; 0.01 runs every wait 100x faster
+    seed: int | None = None
+
+
 class Settings(_Strict):
     """Everything the bootstrap needs to wire adapters."""
 
@@ -122,6 +130,7 @@ class Settings(_Strict):
     faults_seed: int | None = None
     calls: CallSettings = CallSettings()
     lifetimes: LifetimeSettings = LifetimeSettings()
+    cloud_profile: CloudProfileSettings = CloudProfileSettings()
 
     @property
     def production(self) -> bool:
@@ -144,6 +153,9 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_CALL_TIMEOUT_SECONDS": ("calls", "timeout_seconds"),
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
     "ONBOARDING_SWEEP_EVERY_SECONDS": ("lifetimes", "sweep_every_seconds"),
+    "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
+    "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
+    "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

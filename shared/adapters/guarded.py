@@ -1,10 +1,13 @@
-"""A guard around every adapter: per-call deadline, bounded retry with jitter, injected faults.
+"""A guard around every adapter: per-call deadline, bounded retry with jitter, injected faults, cloud profile.
 
 `CallGuard` owns the policy; one thin wrapper per port (`GuardedDocumentStore`,
 `GuardedWarehouse`, `GuardedKeyManager`, `GuardedEventBus`) routes each call through it.
 Only BackendUnavailable is retried: it means the call did not happen or did not finish,
 and every port call we retry is safe to repeat (reads, create-if-absent, MERGE, publish
 of an idempotently handled message, a whole transaction).
+
+With a CloudProfile (`ONBOARDING_CLOUD_PROFILE=gcp`, shared/cloud_profile.py) each call also
+takes Google Cloud's latency and meets its quotas, inside the same retry.
 """
 
 from __future__ import annotations
@@ -16,22 +19,38 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import CallSettings
 from shared.faults import FaultInjector
-from shared.ports import BackendUnavailable, Document, DocumentStore, EventBus, KeyManager, Page, PageCursor, Row, Transaction, Warehouse
+from shared.ports import (
+    BackendUnavailable,
+    Document,
+    DocumentStore,
+    EventBus,
+    KeyManager,
+    Page,
+    PageCursor,
+    RateLimited,
+    Row,
+    Transaction,
+    Warehouse,
+)
+
+if TYPE_CHECKING:
+    from shared.cloud_profile import CloudProfile
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class CallGuard:
-    """Runs one adapter call with its deadline, injected faults and a bounded, jittered retry."""
+    """Runs one adapter call with its deadline, injected faults, the cloud profile and a bounded, jittered retry."""
 
-    def __init__(self, policy: CallSettings, faults: FaultInjector | None = None) -> None:
+    def __init__(self, policy: CallSettings, faults: FaultInjector | None = None, profile: CloudProfile | None = None) -> None:
         self.policy = policy
         self.faults = faults
+        self.profile = profile
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
@@ -44,14 +63,16 @@ class CallGuard:
         with self._lock:
             return dict(self.counts)
 
-    def call(self, port: str, method: str, fn: Callable[[], T]) -> T:
-        """`fn()`, retried on BackendUnavailable up to the policy's attempts."""
+    def call(self, port: str, method: str, fn: Callable[[], T], subject: str | None = None) -> T:
+        """`fn()`, retried on BackendUnavailable up to the policy's attempts; `subject` is the SQL or document it touches."""
         attempts = self.policy.attempts
         for attempt in range(1, attempts + 1):
             try:
-                return self._once(port, method, fn)
+                return self._once(port, method, fn, subject)
             except BackendUnavailable as error:
                 if attempt == attempts:
+                    if isinstance(error, RateLimited):
+                        self._count("rate_limited_unretried")
                     raise
                 self._count("retries")
                 backoff = min(self.policy.max_backoff_seconds, self.policy.min_backoff_seconds * 2 ** (attempt - 1))
@@ -59,7 +80,17 @@ class CallGuard:
                 time.sleep(random.uniform(0, backoff))
         raise AssertionError("unreachable")
 
-    def _once(self, port: str, method: str, fn: Callable[[], T]) -> T:
+    def transaction(self, inner: DocumentStore, fn: Callable[[Transaction], T], max_attempts: int) -> T:
+        """`inner.run_transaction(fn)`, through the cloud profile's transaction model when there is one."""
+        if self.profile is None:
+            return inner.run_transaction(fn, max_attempts)
+        return self.profile.transaction(inner.run_transaction, fn, max_attempts)
+
+    def push_handler(self, subscription: str, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """`handler` for a push subscription; with a cloud profile it is delivered as Pub/Sub pushes to a Cloud Function."""
+        return handler if self.profile is None else self.profile.push_handler(subscription, handler)
+
+    def _once(self, port: str, method: str, fn: Callable[[], T], subject: str | None = None) -> T:
         self._count("calls")
         deadline = self.policy.timeout_seconds
         if self.faults is not None:
@@ -76,7 +107,7 @@ class CallGuard:
                 self.faults.count("backend_failures")
                 raise BackendUnavailable(failure)
         started = time.monotonic()
-        result = fn()
+        result = fn() if self.profile is None else self.profile.call(port, method, subject, fn)
         if time.monotonic() - started > deadline:
             # The adapter's own limit (busy timeout, interrupt) should have fired; say so.
             self._count("slow_calls")
@@ -95,13 +126,13 @@ class GuardedDocumentStore(DocumentStore):
         return self._guard.call("documents", "get", lambda: self.inner.get(collection, doc_id))
 
     def create(self, collection: str, doc_id: str, data: Document) -> bool:
-        return self._guard.call("documents", "create", lambda: self.inner.create(collection, doc_id, data))
+        return self._guard.call("documents", "create", lambda: self.inner.create(collection, doc_id, data), f"{collection}/{doc_id}")
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
-        self._guard.call("documents", "set", lambda: self.inner.set(collection, doc_id, data))
+        self._guard.call("documents", "set", lambda: self.inner.set(collection, doc_id, data), f"{collection}/{doc_id}")
 
     def delete(self, collection: str, doc_id: str) -> None:
-        self._guard.call("documents", "delete", lambda: self.inner.delete(collection, doc_id))
+        self._guard.call("documents", "delete", lambda: self.inner.delete(collection, doc_id), f"{collection}/{doc_id}")
 
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         return self._guard.call("documents", "find", lambda: self.inner.find(collection, field, value, limit))
@@ -126,7 +157,7 @@ class GuardedDocumentStore(DocumentStore):
         self._guard.call("documents", "erase_deleted", self.inner.erase_deleted)
 
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
-        return self._guard.call("documents", "run_transaction", lambda: self.inner.run_transaction(fn, max_attempts))
+        return self._guard.call("documents", "run_transaction", lambda: self._guard.transaction(self.inner, fn, max_attempts))
 
     def close(self) -> None:
         self.inner.close()
@@ -140,25 +171,25 @@ class GuardedWarehouse(Warehouse):
         self._guard = guard
 
     def ping(self) -> None:
-        self._guard.call("warehouse", "ping", self.inner.ping)
+        self._guard.call("warehouse", "ping", self.inner.ping, "SELECT 1")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-        return self._guard.call("warehouse", "query", lambda: self.inner.query(sql, params))
+        return self._guard.call("warehouse", "query", lambda: self.inner.query(sql, params), sql)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        self._guard.call("warehouse", "execute", lambda: self.inner.execute(sql, params))
+        self._guard.call("warehouse", "execute", lambda: self.inner.execute(sql, params), sql)
 
     def dataset_exists(self, dataset: str) -> bool:
-        return self._guard.call("warehouse", "dataset_exists", lambda: self.inner.dataset_exists(dataset))
+        return self._guard.call("warehouse", "dataset_exists", lambda: self.inner.dataset_exists(dataset), dataset)
 
     def create_dataset(self, dataset: str) -> bool:
-        return self._guard.call("warehouse", "create_dataset", lambda: self.inner.create_dataset(dataset))
+        return self._guard.call("warehouse", "create_dataset", lambda: self.inner.create_dataset(dataset), dataset)
 
     def delete_dataset(self, dataset: str) -> None:
-        self._guard.call("warehouse", "delete_dataset", lambda: self.inner.delete_dataset(dataset))
+        self._guard.call("warehouse", "delete_dataset", lambda: self.inner.delete_dataset(dataset), dataset)
 
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
-        return self._guard.call("warehouse", "table_columns", lambda: self.inner.table_columns(dataset, table))
+        return self._guard.call("warehouse", "table_columns", lambda: self.inner.table_columns(dataset, table), f"{dataset}.{table}")
 
     def erase_deleted(self) -> None:
         self._guard.call("warehouse", "erase_deleted", self.inner.erase_deleted)

@@ -7,6 +7,7 @@ from shared.ports.errors import (
     BackendUnavailable,
     DecryptionFailed,
     NotFound,
+    RateLimited,
     TransactionConflict,
 )
 from shared.ports.event_bus import EventBus
@@ -26,6 +27,7 @@ __all__ = [
     "NotFound",
     "Page",
     "PageCursor",
+    "RateLimited",
     "Row",
     "Transaction",
     "TransactionConflict",

@@ -13,6 +13,14 @@ class BackendUnavailable(BackendError):
     """The backend did not answer in time or refused for load; retry later."""
 
 
+class RateLimited(BackendUnavailable):
+    """The service refused for rate, a quota or a concurrent update; retry after a backoff.
+
+    The message carries the service's own text (BigQuery's "Too many DML statements
+    outstanding against table ...", "Could not serialize access to table ...").
+    """
+
+
 class TransactionConflict(BackendError):
     """A transaction's precondition failed because another writer got there first."""
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
+from shared.ports.permissions import PUBSUB_IAM, nothing, publish, requires
+
 
 class EventBus(ABC):
     """Publishes messages; delivery to subscribers is the platform's (triggers or local workers)."""
 
+    @requires(PUBSUB_IAM, publish)
     @abstractmethod
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         """Publish and wait until the bus has stored the message; returns its message id."""
 
+    @requires(PUBSUB_IAM, nothing)  # Pub/Sub has no call to delete a published message
     def forget_tenant(self, tenant_id: str) -> int:
         """Delete the stored messages published for `tenant_id` (attribute `tenant_id`); returns how many.
 
@@ -22,6 +26,7 @@ class EventBus(ABC):
         """
         return 0
 
+    @requires(PUBSUB_IAM, nothing)  # Pub/Sub drops acknowledged messages itself
     def expire_settled(self, published_before: datetime) -> int:
         """Delete messages published before `published_before` that every subscription has settled; returns how many.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from google.api_core import exceptions as google_errors
 
 from shared.adapters.gcp.bigquery_warehouse import BigQueryWarehouse, query_parameter
-from shared.ports import BackendError, NotFound
+from shared.cloud_profile import SERIALIZATION_ERROR, TOO_MANY_DML
+from shared.ports import BackendError, NotFound, RateLimited
 
 
 class _Job:
@@ -63,6 +65,19 @@ def test_rate_limit_retries_are_bounded_and_end_in_our_error() -> None:
     assert client.calls == 3
     assert not isinstance(raised.value, NotFound)
     assert raised.value.retryable
+
+
+@pytest.mark.parametrize("text", [TOO_MANY_DML.format(table="p:d.t"), SERIALIZATION_ERROR.format(table="p:d.t")])
+def test_dml_refused_for_other_dml_on_its_table_is_retried_like_a_rate_limit(text: str) -> None:
+    # The same texts the Google Cloud profile raises (shared/cloud_profile.py): one retry path for both.
+    client = _RateLimitedClient(2, google_errors.BadRequest(text))
+    warehouse = BigQueryWarehouse(client, max_attempts=5, sleep=lambda _: None)  # type: ignore[arg-type]
+    assert warehouse.query("MERGE `d.t` AS t USING (SELECT 1 AS x) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW") == [{"ok": 1}]
+    assert client.calls == 3
+
+    stuck = BigQueryWarehouse(_RateLimitedClient(10, google_errors.BadRequest(text)), max_attempts=3, sleep=lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(RateLimited, match=re.escape(text)):
+        stuck.query("MERGE ...")
 
 
 def test_other_forbidden_errors_are_not_retried() -> None:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 import main
+from schemas.pubsub_schema import rendered
 from scripts.stage_source import runtime_requirements
 from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
@@ -33,6 +34,7 @@ STEPS = ("subscription", "quota", "dataset", "view")
 CLOUD_CLIS = {"gcloud", "bq", "gsutil"}
 TRIGGER_SA = f"onb-trigger@{PROJECT}.iam.gserviceaccount.com"
 CENTRAL = f"projects/{PROJECT}/datasets/{load_settings().central_dataset}"
+BILLING_PUBLISHER = "serviceAccount:invoicing@billing-project.iam.gserviceaccount.com"
 
 
 def _takes_a_request(entry_point: str) -> bool:
@@ -73,7 +75,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
         fake.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 99\n')
         fake.chmod(0o755)
     # When the dry run plans a deployment
-    result = _run_script("--dry-run", "--project", PROJECT, "--region", REGION, path_dir=fakes)
+    result = _run_script("--dry-run", "--project", PROJECT, "--region", REGION, "--billing-publisher", BILLING_PUBLISHER, path_dir=fakes)
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
     return DryRun(result.stdout, commands, calls.read_text() if calls.exists() else "")
@@ -232,15 +234,27 @@ def test_billing_and_purge_accounts_get_only_what_their_handlers_touch(dry_run: 
     assert _grants(dry_run, "purge_expired") == _grants(dry_run, "purge_expired_http") == purge
 
 
+def test_the_billing_topic_carries_the_generated_schema_and_billing_systems_may_publish_there_only(dry_run: DryRun) -> None:
+    billing = load_settings().topics.billing
+    [schema] = [command for command in dry_run.commands if command[1:4] == ["pubsub", "schemas", "create"]]
+    assert _flag(schema, "type") == "protocol-buffer"
+    definition = ROOT / str(_flag(schema, "definition-file"))
+    assert definition.read_text() == rendered()[definition.name]
+    topics = {command[4]: command for command in dry_run.commands if command[1:4] == ["pubsub", "topics", "create"]}
+    assert _flag(topics[billing], "schema") == schema[4] and _flag(topics[billing], "message-encoding") == "json"
+    assert [name for name, command in topics.items() if _flag(command, "schema")] == [billing]
+    granted = [
+        command for command in dry_run.commands if "add-iam-policy-binding" in command and _flag(command, "member") == BILLING_PUBLISHER
+    ]
+    assert [(command[1:5], _flag(command, "role")) for command in granted] == [
+        (["pubsub", "topics", "add-iam-policy-binding", billing], "roles/pubsub.publisher")
+    ]
+
+
 def test_the_dataset_purge_role_deletes_datasets_everywhere_but_the_central_dataset(dry_run: DryRun) -> None:
     roles = [command for command in dry_run.commands if command[1:4] == ["iam", "roles", "create"]]
     assert len(roles) == 1
-    assert set(str(_flag(roles[0], "permissions")).split(",")) == {
-        "bigquery.datasets.get",
-        "bigquery.datasets.delete",
-        "bigquery.tables.list",
-        "bigquery.tables.delete",
-    }
+    assert set(str(_flag(roles[0], "permissions")).split(",")) == {"bigquery.datasets.delete", "bigquery.tables.delete"}
     bindings = [command for command in dry_run.commands if _flag(command, "role") == f"projects/{PROJECT}/roles/{roles[0][4]}"]
     assert bindings
     for command in bindings:
@@ -323,7 +337,7 @@ def _real_run(tmp_path: Path, *, existing: bool) -> tuple[list[list[str]], str]:
         "FAKE_EXISTING": "1" if existing else "0",
     }
     result = subprocess.run(
-        [str(SCRIPT), "--project", PROJECT, "--region", REGION],
+        [str(SCRIPT), "--project", PROJECT, "--region", REGION, "--billing-publisher", BILLING_PUBLISHER],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -378,6 +392,7 @@ def test_missing_or_unknown_arguments_exit_2_with_usage(args: list[str], message
         (["--project", "Not_A_Project", "--region", REGION], "not a project id"),
         (["--project", PROJECT, "--region", "Europe West"], "not a region"),
         (["--project", PROJECT, "--region", REGION, "--invoker", "ops@example.com"], "not an IAM member"),
+        (["--project", PROJECT, "--region", REGION, "--billing-publisher", "billing@example.com"], "not an IAM member"),
     ],
 )
 def test_malformed_values_exit_2_before_anything_runs(args: list[str], message: str) -> None:
@@ -499,7 +514,7 @@ def test_every_printed_cloud_command_gets_past_argument_parsing(
     assert {command[0] for command in planned} == {"gcloud"}
     second_run, _ = _real_run(tmp_path, existing=True)
     updates = [call for call in second_run if "update" in call[:4] and _without_clock(call) not in map(_without_clock, planned)]
-    assert {tuple(call[1:3]) for call in updates} == {("iam", "roles"), ("scheduler", "jobs")}
+    assert {tuple(call[1:3]) for call in updates} == {("iam", "roles"), ("scheduler", "jobs"), ("pubsub", "topics")}
     planned += updates
     commands = _one_per_binding_shape(planned)
     assert len(commands) > len(planned) // 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -14,7 +13,8 @@ from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
 from shared.adapters.gcp.errors import google_errors_as_ours
-from shared.ports import BackendUnavailable, Row, Warehouse
+from shared.adapters.rate_limits import with_rate_limit_backoff
+from shared.ports import RateLimited, Row, Warehouse
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +27,7 @@ _STANDARD_TYPES = {
     "RECORD": "STRUCT",
 }
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "jobRateLimitExceeded"})
+_CONCURRENT_DML_MARKERS = ("Too many DML statements outstanding against table", "due to concurrent update")
 
 
 def query_parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter:
@@ -52,6 +53,17 @@ def query_parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter:
     else:
         raise TypeError(f"parameter @{name}: no BigQuery type for {type(value).__name__}")
     return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+def is_concurrent_dml(error: Exception) -> bool:
+    """Whether a DML job failed only because of other DML on its table (queue full, or a serialization conflict).
+
+    Both are documented as transient: wait and resubmit
+    (https://cloud.google.com/bigquery/docs/data-manipulation-language#update_delete_merge_dml_concurrency,
+    https://cloud.google.com/bigquery/docs/troubleshoot-quotas).
+    """
+    text = str(getattr(error, "message", None) or error)
+    return any(marker in text for marker in _CONCURRENT_DML_MARKERS)
 
 
 def is_rate_limited(error: Exception) -> bool:
@@ -83,20 +95,25 @@ class BigQueryWarehouse(Warehouse):
         self._sleep = sleep
 
     def _with_backoff(self, what: str, call: Callable[[], T]) -> T:
-        """Run `call`, retrying with jittered exponential backoff while BigQuery rate-limits us."""
+        """Run `call`, retrying with jittered exponential backoff while BigQuery refuses for rate or a concurrent update."""
+
+        def attempt() -> T:
+            try:
+                return call()
+            except google_errors.GoogleAPIError as error:
+                if is_rate_limited(error) or is_concurrent_dml(error):
+                    raise RateLimited(f"{what}: {getattr(error, 'message', None) or error}"[:500]) from error
+                raise
+
         with google_errors_as_ours(what):
-            for attempt in range(1, self._max_attempts + 1):
-                try:
-                    return call()
-                except (google_errors.Forbidden, google_errors.TooManyRequests) as error:
-                    if not is_rate_limited(error):
-                        raise
-                    if attempt == self._max_attempts:
-                        raise BackendUnavailable(f"{what}: still rate-limited after {attempt} attempts") from error
-                    delay = min(30.0, self._base_backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                    logger.warning("bigquery rate limit, backing off", extra={"attempt": attempt, "delay_seconds": round(delay, 2)})
-                    self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return with_rate_limit_backoff(
+                what,
+                attempt,
+                attempts=self._max_attempts,
+                base_backoff_seconds=self._base_backoff,
+                max_backoff_seconds=30.0,
+                sleep=self._sleep,
+            )
 
     def _run(self, sql: str, params: dict[str, Any] | None) -> list[Row]:
         config = bigquery.QueryJobConfig(query_parameters=[query_parameter(name, value) for name, value in (params or {}).items()])

@@ -12,12 +12,14 @@ import argparse
 import json
 import logging
 import random
+import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -258,12 +260,20 @@ def run_chaos(
     return report
 
 
+def collection_sizes(documents_file: Path) -> dict[str, tuple[int, int]]:
+    """Documents and bytes of JSON per collection, read straight from the embedded store's file."""
+    with closing(sqlite3.connect(documents_file)) as conn:
+        rows = conn.execute("SELECT collection, COUNT(*), SUM(LENGTH(data)) FROM documents GROUP BY collection").fetchall()
+    return {str(name): (int(count), int(size or 0)) for name, count, size in rows}
+
+
 def store_sizes_through_sweeps(platform: LocalPlatform) -> list[str]:
     """Store sizes after the run, after a sweep now, and after a sweep once every lifetime has passed."""
     # The sweeps go past the fault injection: what is measured is what they leave, not how they cope.
     documents, bus = unwrap(platform.services.documents), platform.bus
     assert isinstance(documents, SqliteDocumentStore)
     services = replace(platform.services, documents=documents, bus=bus, guard=None, faults=None)
+    documents_file = services.settings.data_dir / "documents.db"
     longest = max(
         services.settings.lifetimes.validations,
         services.settings.lifetimes.processed_events,
@@ -272,7 +282,7 @@ def store_sizes_through_sweeps(platform: LocalPlatform) -> list[str]:
     )
 
     def sizes(label: str) -> list[str]:
-        collections = documents.collection_sizes()
+        collections = collection_sizes(documents_file)
         files = sum(path.stat().st_size for path in services.settings.data_dir.rglob("*") if path.is_file())
         counts = ", ".join(f"{name} {count}" for name, (count, _) in sorted(collections.items()))
         document_bytes = sum(size for _, size in collections.values())

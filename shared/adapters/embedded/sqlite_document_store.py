@@ -183,12 +183,6 @@ class SqliteDocumentStore(DocumentStore):
         more = len(rows) > limit
         return Page(items=items, next_cursor=PageCursor(rows[limit - 1]["ordering"], items[-1][0]) if more and items else None)
 
-    @translated
-    def collection_sizes(self) -> dict[str, tuple[int, int]]:
-        """Documents and bytes of JSON per collection (for reports)."""
-        rows = self._db.connection().execute("SELECT collection, COUNT(*), SUM(LENGTH(data)) FROM documents GROUP BY collection")
-        return {str(name): (int(count), int(size or 0)) for name, count, size in rows.fetchall()}
-
     def erase_deleted(self) -> None:
         """Deleted rows are zeroed as they go (secure_delete); fold the WAL in and truncate it so no old page survives."""
         if not self._db.checkpoint():

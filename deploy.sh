@@ -161,27 +161,33 @@ settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$RE
   read -r TOPIC_VALIDATIONS
   read -r TOPIC_BILLING
   read -r TOPIC_LIFECYCLE
-  read -r TOPIC_SUBSCRIPTION
-  read -r TOPIC_QUOTA
-  read -r TOPIC_DATASET
-  read -r TOPIC_VIEW
+  # Then one line per provisioning step, from its declaration (shared/domain/steps.py):
+  # name, topic, "root" when onboarding publishes it, the topics it releases (comma-separated, or -), its roles.
+  STEPS=() STEP_TOPICS=() STEP_ROOTS=() STEP_RELEASES=() STEP_GRANTS=()
+  while read -r step topic root releases grants; do
+    STEPS+=("$step")
+    STEP_TOPICS+=("$topic")
+    STEP_ROOTS+=("$root")
+    STEP_RELEASES+=("$releases")
+    STEP_GRANTS+=("$grants")
+  done
 } <<<"$settings"
 KMS_KEY=projects/$PROJECT/locations/$REGION/keyRings/$KEY_RING/cryptoKeys/$CRYPTO_KEY
 
-STEPS=(subscription quota dataset view)
 step_topic() {
-  case $1 in
-    subscription) printf '%s' "$TOPIC_SUBSCRIPTION" ;;
-    quota) printf '%s' "$TOPIC_QUOTA" ;;
-    dataset) printf '%s' "$TOPIC_DATASET" ;;
-    view) printf '%s' "$TOPIC_VIEW" ;;
-  esac
+  local index
+  for index in "${!STEPS[@]}"; do
+    [[ ${STEPS[$index]} == "$1" ]] && { printf '%s' "${STEP_TOPICS[$index]}"; return 0; }
+  done
+  die "no step named $1"
 }
-STEP_TOPICS=()
 DEAD_LETTER_TOPICS=()
-for step in "${STEPS[@]}"; do
-  STEP_TOPICS+=("$(step_topic "$step")")
-  DEAD_LETTER_TOPICS+=("$(step_topic "$step")-dead-letter")
+ROOT_STEP_PUBLISHERS=""  # onboarding publishes the steps without prerequisites
+STEP_PUBLISHERS=""       # retry and the reconciler may republish any step
+for index in "${!STEPS[@]}"; do
+  DEAD_LETTER_TOPICS+=("${STEP_TOPICS[$index]}-dead-letter")
+  STEP_PUBLISHERS+=" pubsub.publisher@topic:${STEP_TOPICS[$index]}"
+  [[ ${STEP_ROOTS[$index]} == root ]] && ROOT_STEP_PUBLISHERS+=" pubsub.publisher@topic:${STEP_TOPICS[$index]}"
 done
 BILLING_DEAD_LETTER=$TOPIC_BILLING-dead-letter
 DEAD_LETTER_TOPICS+=("$BILLING_DEAD_LETTER")
@@ -220,14 +226,13 @@ HTTP_TABLE=(
   # writes validations/{id}, reads tenants; SELECT 1; dataset and central-table metadata; publishes the validation.
   "dryrun 60s datastore.user bigquery.jobUser bigquery.metadataViewer pubsub.publisher@topic:$TOPIC_VALIDATIONS"
   # tenant, API key and idempotency documents; whether a dataset of the tenant's name exists (datasets.get,
-  # tenant datasets only); encrypts (and on replay decrypts) the key; publishes three steps;
+  # tenant datasets only); encrypts (and on replay decrypts) the key; publishes the steps without prerequisites;
   # may wait up to http.max_wait_seconds for the outcome.
-  "onboard_tenant 120s datastore.user bigquery.metadataViewer@tenant-datasets cloudkms.cryptoKeyEncrypterDecrypter@key pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET"
+  "onboard_tenant 120s datastore.user bigquery.metadataViewer@tenant-datasets cloudkms.cryptoKeyEncrypterDecrypter@key$ROOT_STEP_PUBLISHERS"
   # reads tenants/{id}.
   "tenant_status 60s datastore.viewer"
-  # reads API keys and the tenant document; queries the tenant's view, which reads the central tables
-  # (tenant datasets are created at run time, hence project-wide read).
-  "tenant_overview 60s datastore.viewer bigquery.jobUser bigquery.dataViewer"
+  # reads API keys and the tenant document; the overview is computed from it (no BigQuery query).
+  "tenant_overview 60s datastore.viewer"
   # touches nothing: its account has no role.
   "healthz 60s"
   # publishes the billing message it was given, nothing else.
@@ -236,7 +241,7 @@ HTTP_TABLE=(
   "tenant_events_http 60s datastore.viewer"
   "purge_expired_http 540s $PURGE_GRANTS"
   # a FAILED tenant's document and its dead-letter records; republishes the failed steps.
-  "retry_tenant_steps 60s datastore.user pubsub.publisher@topic:$TOPIC_SUBSCRIPTION pubsub.publisher@topic:$TOPIC_QUOTA pubsub.publisher@topic:$TOPIC_DATASET pubsub.publisher@topic:$TOPIC_VIEW"
+  "retry_tenant_steps 60s datastore.user$STEP_PUBLISHERS"
   # reads the dead-letter records.
   "dead_letters 60s datastore.viewer"
 )
@@ -423,33 +428,26 @@ for line in "${HTTP_TABLE[@]}"; do
   read -ra specs <<<"$grants"
   grant "$name" "${specs[@]+"${specs[@]}"}"
 done
-# Steps: state document, processed events; DML and DDL; the last prerequisite publishes the view step;
-# the view step announces tenant.activated on tenant-lifecycle; the dataset step may delete an orphan
-# dataset (force_recreate_dataset); a message that can never succeed goes straight to the step's dead-letter topic.
-for step in "${STEPS[@]}"; do
-  name=step_$step
-  grant "$name" datastore.user bigquery.jobUser
-  case $step in
-    subscription | quota) grant "$name" bigquery.dataEditor@central ;;
-    # dataset creates tenant datasets (a project permission); view writes into them and into the central dataset.
-    dataset | view) grant "$name" bigquery.dataEditor ;;
-  esac
-  if [[ $step == dataset ]]; then
-    grant "$name" "$PURGE_ROLE@tenant-datasets"
+# Steps: the state document and processed events; the roles its declaration names; the topics of the steps
+# it may release (the last prerequisite publishes them); its dead-letter topic, for a message that can never succeed.
+for index in "${!STEPS[@]}"; do
+  name=step_${STEPS[$index]}
+  read -ra specs <<<"${STEP_GRANTS[$index]}"
+  grant "$name" datastore.user "${specs[@]+"${specs[@]}"}"
+  if [[ ${STEP_RELEASES[$index]} != - ]]; then
+    IFS=, read -ra released <<<"${STEP_RELEASES[$index]}"
+    for topic in "${released[@]}"; do
+      grant "$name" "pubsub.publisher@topic:$topic"
+    done
   fi
-  if [[ $step == view ]]; then
-    grant "$name" "pubsub.publisher@topic:$TOPIC_LIFECYCLE"
-  else
-    grant "$name" "pubsub.publisher@topic:$TOPIC_VIEW"
-  fi
-  grant "$name" "pubsub.publisher@topic:$(step_topic "$step")-dead-letter"
+  grant "$name" "pubsub.publisher@topic:${STEP_TOPICS[$index]}-dead-letter"
 done
 # step_dead_letter (one deployment per dead-letter topic, one account): marks the step and the tenant FAILED.
 grant step_dead_letter datastore.user
-# billing_event: tenant, API key, processed-event and audit documents in one transaction; the tenant's profile
-# status, subscription and quota rows (central dataset, DML); announces on tenant-lifecycle; a message that can
-# never apply goes straight to its dead-letter topic.
-grant billing_event datastore.user bigquery.jobUser bigquery.dataEditor@central \
+# billing_event: tenant, API key, processed-event and audit documents in one transaction; appends the tenant's
+# profile, subscription and quota rows to the central tables (insertAll: no job); announces on tenant-lifecycle;
+# a message that can never apply goes straight to its dead-letter topic.
+grant billing_event datastore.user bigquery.dataEditor@central \
   "pubsub.publisher@topic:$TOPIC_LIFECYCLE" "pubsub.publisher@topic:$BILLING_DEAD_LETTER"
 # billing_dead_letter: keeps the message in billing_dead_letters.
 grant billing_dead_letter datastore.user
@@ -457,8 +455,8 @@ grant billing_dead_letter datastore.user
 read -ra specs <<<"$PURGE_GRANTS"
 grant purge_expired "${specs[@]}"
 # reconcile_steps: the outbox relay; publishes the step commands left in the outbox and deletes them.
-grant reconcile_steps datastore.user "pubsub.publisher@topic:$TOPIC_SUBSCRIPTION" "pubsub.publisher@topic:$TOPIC_QUOTA" \
-  "pubsub.publisher@topic:$TOPIC_DATASET" "pubsub.publisher@topic:$TOPIC_VIEW"
+read -ra specs <<<"$STEP_PUBLISHERS"
+grant reconcile_steps datastore.user "${specs[@]}"
 # sweep_expired_records: deletes documents past their expire_at.
 grant sweep_expired_records datastore.user
 # Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.

@@ -2,13 +2,16 @@
 
 An entry point's module is imported on first access (PEP 562 module `__getattr__`, which the
 Functions Framework's `hasattr`/`getattr` lookup goes through), so a deployed function loads
-its own module and what that imports, not every function's: a shorter cold start.
+its own module and what that imports, not every function's: a shorter cold start. Each
+declared step's function (`step_<name>`, shared/domain/steps.py) comes from functions.steps.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from shared.domain.steps import steps
 
 if TYPE_CHECKING:
     from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
         sweep_expired_records,
         tenant_events_http,
     )
-    from functions.steps import reconcile_steps, step_dataset, step_dead_letter, step_quota, step_subscription, step_view
+    from functions.steps import reconcile_steps, step_dead_letter
 
 _BY_MODULE = {
     "functions.api": ("dead_letters", "dryrun", "healthz", "onboard_tenant", "retry_tenant_steps", "tenant_overview", "tenant_status"),
@@ -34,7 +37,7 @@ _BY_MODULE = {
         "sweep_expired_records",
         "tenant_events_http",
     ),
-    "functions.steps": ("reconcile_steps", "step_dataset", "step_dead_letter", "step_quota", "step_subscription", "step_view"),
+    "functions.steps": ("reconcile_steps", "step_dead_letter"),
 }
 _MODULES = {name: module for module, names in _BY_MODULE.items() for name in names}
 
@@ -50,20 +53,19 @@ __all__ = [
     "purge_expired_http",
     "reconcile_steps",
     "retry_tenant_steps",
-    "step_dataset",
     "step_dead_letter",
-    "step_quota",
-    "step_subscription",
-    "step_view",
     "sweep_expired_records",
     "tenant_events_http",
     "tenant_overview",
     "tenant_status",
 ]
+__all__ += [step.function for step in steps()]
 
 
 def __getattr__(name: str) -> Any:
     module = _MODULES.get(name)
+    if module is None and any(step.function == name for step in steps()):
+        module = "functions.steps"
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

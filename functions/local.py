@@ -22,7 +22,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.serving import make_server
 
 from functions.api import ALL_ROUTES
-from functions.topology import EVENT_TRIGGERS, entry_point
+from functions.topology import entry_point, event_triggers
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_services
@@ -91,7 +91,7 @@ def wire_event_functions(services: Services, bus: SqliteEventBus, only: Collecti
     def subscribe(name: str, handler: Handler) -> None:
         bus.subscribe(name, handler if services.guard is None else services.guard.push_handler(name, handler))
 
-    for trigger in EVENT_TRIGGERS:
+    for trigger in event_triggers():
         if only is not None and trigger.function not in only:
             continue
         topic = trigger.topic(services.settings.topics)

@@ -1,13 +1,16 @@
-"""CloudEvent functions: one per provisioning step, each triggered by its own Pub/Sub topic."""
+"""CloudEvent functions: one per declared provisioning step, each triggered by its own Pub/Sub topic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from schemas.events import StepRequested
+from shared.domain.steps import declaration, steps
 from shared.entrypoints.events import handle_dead_letter, handle_event
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
@@ -17,32 +20,30 @@ from shared.handlers.steps import handle_step
 
 def _run_step(cloud_event: CloudEvent, step: str) -> None:
     services = get_services()
-    topic = getattr(services.settings.topics, step)
+    topic = services.settings.topics.step(step)
     handle_event(cloud_event, StepRequested, handle_step, services, dead_letter_topic(topic))
 
 
-@functions_framework.cloud_event
-def step_subscription(cloud_event: CloudEvent) -> None:
-    """Subscription step: profile and subscription rows."""
-    _run_step(cloud_event, "subscription")
+@cache
+def step_function(step: str) -> Callable[[CloudEvent], None]:
+    """The CloudEvent function of a declared step (`step_<name>`), triggered by the step's topic."""
+    declared = declaration(step)
+
+    def run(cloud_event: CloudEvent) -> None:
+        _run_step(cloud_event, step)
+
+    run.__name__ = run.__qualname__ = declared.function
+    run.__doc__ = f"Step {step}: {declared.summary}."
+    function: Callable[[CloudEvent], None] = functions_framework.cloud_event(run)
+    return function
 
 
-@functions_framework.cloud_event
-def step_quota(cloud_event: CloudEvent) -> None:
-    """Quota step: today's usage-quota row."""
-    _run_step(cloud_event, "quota")
-
-
-@functions_framework.cloud_event
-def step_dataset(cloud_event: CloudEvent) -> None:
-    """Dataset step: the tenant's dataset and validation table."""
-    _run_step(cloud_event, "dataset")
-
-
-@functions_framework.cloud_event
-def step_view(cloud_event: CloudEvent) -> None:
-    """View step: the comprehensive view, validation row and run; the tenant becomes ACTIVE."""
-    _run_step(cloud_event, "view")
+def __getattr__(name: str) -> Callable[[CloudEvent], None]:
+    """`step_<name>` for every declared step: no step needs a function written out here."""
+    for declared in steps():
+        if declared.function == name:
+            return step_function(declared.name)
+    raise AttributeError(name)
 
 
 @functions_framework.cloud_event

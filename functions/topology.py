@@ -1,6 +1,7 @@
 """Which function each topic triggers: one table for the local platform and `make emulate`.
 
-(deploy.sh holds the same wiring for Google Cloud; its test checks every entry point is deployed.)
+Step functions come from the step declarations (`shared.domain.steps`); deploy.sh reads the
+same declarations through `scripts.deploy_config`, and its test checks every entry point is deployed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import Topics
+from shared.domain.steps import steps
 
 
 @dataclass(frozen=True)
@@ -20,23 +22,35 @@ class EventTrigger:
     function: str
     topic_setting: str
     dead_letter_function: str | None
+    step: str | None = None
 
     def topic(self, topics: Topics) -> str:
         """The topic name under these settings."""
+        if self.step is not None:
+            return topics.step(self.step)
         name: str = getattr(topics, self.topic_setting)
         return name
 
 
-EVENT_TRIGGERS: tuple[EventTrigger, ...] = (
-    EventTrigger("step_subscription", "subscription", "step_dead_letter"),
-    EventTrigger("step_quota", "quota", "step_dead_letter"),
-    EventTrigger("step_dataset", "dataset", "step_dead_letter"),
-    EventTrigger("step_view", "view", "step_dead_letter"),
-    EventTrigger("billing_event", "billing", "billing_dead_letter"),
-)
+def event_triggers() -> tuple[EventTrigger, ...]:
+    """Every event function with its topic: one per declared step, then billing."""
+    step_triggers = tuple(EventTrigger(step.function, "steps", "step_dead_letter", step=step.name) for step in steps())
+    return (*step_triggers, EventTrigger("billing_event", "billing", "billing_dead_letter"))
+
+
+EVENT_TRIGGERS: tuple[EventTrigger, ...] = event_triggers()
 
 
 def entry_point(name: str) -> Callable[..., Any]:
     """The function deployed under `name` (main.py is the source root)."""
     function: Callable[..., Any] = getattr(importlib.import_module("main"), name)
     return function
+
+
+def step_table() -> str:
+    """The README's table of steps, from their declarations (a test keeps the README in step)."""
+    rows = ["| step | topic | after | what it does |", "|---|---|---|---|"]
+    for step in steps():
+        after = ", ".join(step.prerequisites) or "onboarding"
+        rows.append(f"| {step.name} | `{step.topic}` | {after} | {step.summary} |")
+    return "\n".join(rows)

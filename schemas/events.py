@@ -3,14 +3,27 @@ transport's message id, because a republished message gets a new one."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from schemas.base import Contract
 from schemas.http import CheckResult, TenantStatus
+from shared.domain.steps import step_names
 
-StepName = Literal["subscription", "quota", "dataset", "view"]
+
+def _declared_step(name: str) -> str:
+    if name not in step_names():
+        raise ValueError(f"no step named '{name}' (steps: {', '.join(step_names())})")
+    return name
+
+
+def _declared_steps_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(step_names())
+
+
+# A step declared in shared/domain/steps.py; the JSON Schema lists those declared when it was generated.
+StepName = Annotated[str, AfterValidator(_declared_step), Field(json_schema_extra=_declared_steps_schema)]
 
 
 class ValidationRecorded(Contract):

@@ -11,6 +11,9 @@ printed in Google Cloud seconds (wall seconds / time scale). `make bench` runs t
 time scale 0.02 to stay quick; `--gcp-time-scale 1` runs it in real time, the honest figure
 (at a small scale our own CPU time, which does not shrink, weighs 1/scale times too much).
 
+Local scale: 1,000 tenants onboarded at once over HTTP (32 clients), the wall time against
+1,000 x the floor p50 of the same run, and the backend calls per tenant the guard counted.
+
 Cold start: the import time of each entry point in a fresh interpreter in Google Cloud mode.
 """
 
@@ -30,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,33 +106,41 @@ def measure_platform(data_dir: Path, dryruns: int, tenants: int) -> dict[str, li
 
 
 def floor_onboarding(services: Services, tenant_id: str) -> None:
-    """The storage work of one onboarding, straight against the embedded stores, in sequence."""
+    """The storage work of one onboarding, straight against the embedded stores, in sequence.
+
+    The same writes and reads the flow makes: the tenant and its key in the document store;
+    the tenant's dataset, table, validation row (written and read back) and view; one append
+    per central table for the analytics copy; the tenant ACTIVE.
+    """
     docs, warehouse, central = services.documents, services.warehouse, services.central
     api_key = generate_api_key(tenant_id)
     services.keys.encrypt(api_key.encode(), tenant_id.encode())
     docs.create("tenants", tenant_id, {"status": "PROVISIONING"})
     docs.create("api_keys", hash_api_key(api_key), {"tenant_id": tenant_id})
-    limits = {"daily_limit": 25, "monthly_limit": 750, "concurrent_limit": 5}
-    profile = {"tenant_id": tenant_id, "company_name": "Bench Co", "admin_email": "ops@bench.example", "status": "PROVISIONING"}
-    warehouse.execute(sql.render("upsert_profile", central=central), profile)
-    warehouse.execute(
-        sql.render("upsert_subscription", central=central),
-        {"tenant_id": tenant_id, "plan_name": "PROFESSIONAL", "status": "ACTIVE", **limits},
-    )
-    warehouse.execute(sql.render("upsert_usage_quota", central=central), {"tenant_id": tenant_id, **limits})
     warehouse.create_dataset(tenant_id)
     for statement in sql.statements(sql.render("tenant_tables", dataset=tenant_id)):
         warehouse.execute(statement)
-    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": tenant_id, "status": "ACTIVE"})
-    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
     warehouse.execute(sql.render("upsert_validation_row", dataset=tenant_id), {"id": "v", "test_message": "m"})
     warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": "v"})
-    warehouse.execute(
-        sql.render("record_pipeline_run", central=central),
-        {"run_id": f"{tenant_id}.v", "tenant_id": tenant_id, "pipeline_name": "onboarding_validation", "status": "SUCCEEDED"},
-    )
-    warehouse.execute(sql.render("upsert_usage_quota", central=central), {"tenant_id": tenant_id, **limits})
-    warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
+    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
+    now = datetime.now(UTC)
+    limits = {"daily_limit": 25, "monthly_limit": 750, "concurrent_limit": 5}
+    stamp = {"updated_at": now, "version": 1, "recorded_at": now}
+    profile = {
+        "tenant_id": tenant_id,
+        "company_name": "Bench Co",
+        "admin_email": "ops@bench.example",
+        "status": "ACTIVE",
+        "created_at": now,
+    }
+    subscription = {"tenant_id": tenant_id, "plan_name": "PROFESSIONAL", "status": "ACTIVE", **limits, "started_at": now}
+    usage = {"pipelines_run": 1, "pipelines_succeeded": 1, "pipelines_failed": 0}
+    run = {"run_id": f"{tenant_id}.v", "tenant_id": tenant_id, "pipeline_name": "onboarding_validation", "status": "SUCCEEDED"}
+    run_times = {"started_at": now, "finished_at": now, "version": 1, "recorded_at": now}
+    warehouse.append_rows(central, "tenant_profiles", [{**profile, "created_at": now, **stamp}])
+    warehouse.append_rows(central, "tenant_subscriptions", [{**subscription, **stamp}])
+    warehouse.append_rows(central, "tenant_usage_quotas", [{"tenant_id": tenant_id, "usage_date": now.date(), **limits, **usage, **stamp}])
+    warehouse.append_rows(central, "tenant_pipeline_runs", [{**run, **run_times}])
     docs.set("tenants", tenant_id, {"status": "ACTIVE"})
 
 
@@ -241,6 +253,58 @@ _OFFLINE_GCP = {
 }
 
 
+def measure_local_scale(data_dir: Path, tenants: int, concurrency: int) -> dict[str, float]:
+    """`tenants` onboardings at once over HTTP (`concurrency` clients): wall time and backend calls per tenant.
+
+    Each client runs a dry run and the onboarding over HTTP, then waits for the tenant to leave
+    PROVISIONING (read from the store beneath the guard, so waiting adds no call). Backend calls
+    are counted by the guard around every adapter (documents, warehouse, keys, bus publishes):
+    the dry run's, the onboarding's and every step's.
+    """
+    with serving_platform(data_dir) as (platform, api):
+        url = f"{api}/tenants"
+        local = threading.local()
+        documents = unwrap(platform.services.documents)
+
+        def onboard(index: int) -> str:
+            session: requests.Session | None = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+            body = request_body(f"scale_{index:05d}")
+            session.post(f"{url}/dryrun", json=body, timeout=120)
+            response = session.post(f"{url}/onboard", json=body, timeout=120)
+            assert response.status_code == 202, response.text
+            while True:
+                status = str((documents.get("tenants", body["tenant_id"]) or {}).get("status"))
+                if status != "PROVISIONING":
+                    return status
+                time.sleep(0.01)
+
+        guard = platform.services.guard
+        before = guard.snapshot().get("calls", 0) if guard else 0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            outcomes = list(pool.map(onboard, range(tenants)))
+        wall = time.perf_counter() - started
+        platform.bus.wait_idle(60)
+        calls = (guard.snapshot().get("calls", 0) if guard else 0) - before
+    return {"wall_seconds": wall, "active": float(outcomes.count("ACTIVE")), "calls_per_tenant": calls / tenants}
+
+
+def local_scale_section(tmp: Path, tenants: int, concurrency: int, floor_tenants: int) -> list[str]:
+    """Local scale: `tenants` onboarded concurrently, against `tenants` x the floor p50 measured in the same run."""
+    floor = measure_floor(tmp / "scale-floor", floor_tenants)
+    scale = measure_local_scale(tmp / "scale", tenants, concurrency)
+    floor_p50 = percentile(floor, 0.5)
+    ratio = scale["wall_seconds"] * 1000 / (tenants * floor_p50)
+    return [
+        f"local scale: {tenants} tenants onboarded concurrently (concurrency {concurrency}, HTTP, embedded): "
+        f"wall {scale['wall_seconds']:.1f} s, {int(scale['active'])} ACTIVE",
+        f"local scale: floor p50 {floor_p50:.1f} ms; ratio wall / ({tenants} x floor p50): {ratio:.2f}x",
+        f"local scale: backend calls per tenant (dry run, onboarding, steps): {scale['calls_per_tenant']:.1f}",
+    ]
+
+
 def import_times(repeats: int = 3) -> dict[str, float]:
     """CPU milliseconds, in a fresh interpreter in Google Cloud mode, to import an entry point and build its services.
 
@@ -331,6 +395,8 @@ def main() -> None:
     parser.add_argument("--gcp-burst", type=int, default=100, help="onboardings spread over 60 s on the profile (0 skips)")
     parser.add_argument("--gcp-time-scale", type=float, default=0.02, help="1 = real time (the honest figures)")
     parser.add_argument("--gcp-give-up", type=float, default=1800.0, help="Google Cloud seconds to wait for the burst to finish")
+    parser.add_argument("--scale-tenants", type=int, default=1000, help="local scale: tenants onboarded concurrently (0 skips it)")
+    parser.add_argument("--scale-concurrency", type=int, default=32)
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
     args = parser.parse_args()
@@ -339,6 +405,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_embedded:
             print_embedded(args, Path(tmp))
+        if args.scale_tenants:
+            print("\n".join(local_scale_section(Path(tmp), args.scale_tenants, args.scale_concurrency, args.tenants)))
         if args.gcp_tenants or args.gcp_burst:
             print_gcp(args, Path(tmp))
     if not args.skip_imports:

@@ -33,6 +33,9 @@ from shared import sql
 from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services, load_settings
+from shared.domain.plans import PlanCatalog
+from shared.domain.tenant import TenantState
+from shared.handlers.analytics_copy import copy_differences
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.sweep import sweep_expired
 from shared.ports import DocumentStore, Warehouse
@@ -52,6 +55,7 @@ INVARIANTS = (
     "one validation row",
     "one validation pipeline run",
     "one view command (event id)",
+    "BigQuery copy equals Firestore",
 )
 
 
@@ -165,7 +169,9 @@ class Client:
         return str(response.json()["status"]) if response.status_code == 200 else None
 
 
-def check_invariants(documents: DocumentStore, warehouse: Warehouse, central: str, tenant_id: str, view_commands: int) -> dict[str, bool]:
+def check_invariants(
+    documents: DocumentStore, warehouse: Warehouse, central: str, tenant_id: str, view_commands: int, *, plans: PlanCatalog
+) -> dict[str, bool]:
     """Each invariant for one tenant, read from the backends directly (no faults)."""
     state = documents.get(TENANTS, tenant_id)
     counts = warehouse.query(sql.render("count_tenant_rows", central=central), {"tenant_id": tenant_id})[0]
@@ -187,6 +193,8 @@ def check_invariants(documents: DocumentStore, warehouse: Warehouse, central: st
         "one validation row": table_rows == 1,
         "one validation pipeline run": counts["validation_runs"] == 1,
         "one view command (event id)": view_commands == 1,
+        "BigQuery copy equals Firestore": state is not None
+        and not copy_differences(warehouse, central, plans, TenantState.model_validate(state)),
     }
 
 
@@ -245,9 +253,10 @@ def run_chaos(
         platform.bus.stop()
     services = platform.services
     documents, warehouse = unwrap(services.documents), unwrap(services.warehouse)
-    view_commands = view_commands_per_tenant(platform.bus.messages(settings.topics.view))
+    view_commands = view_commands_per_tenant(platform.bus.messages(settings.topics.step("view")))
     for tenant_id in ids:
-        for name, held in check_invariants(documents, warehouse, services.central, tenant_id, view_commands[tenant_id]).items():
+        checked = check_invariants(documents, warehouse, services.central, tenant_id, view_commands[tenant_id], plans=services.plans)
+        for name, held in checked.items():
             if held:
                 report.held[name] += 1
             else:

@@ -10,13 +10,14 @@ import yaml
 
 from shared.bootstrap import load_settings
 from shared.config import Settings
+from shared.domain.steps import dependents_of, steps
 
 KEY_RING = "onboarding"
+PURGE_ROLE_ID = "onboardingDatasetPurger"  # the custom role deploy.sh creates (PURGE_ROLE_ID there)
 CRYPTO_KEY = "api-keys"
 ROTATION_DAYS = 90
 # Pub/Sub accepts 5 to 100 delivery attempts before dead-lettering.
 PUBSUB_MIN_ATTEMPTS, PUBSUB_MAX_ATTEMPTS = 5, 100
-STEP_NAMES = ("subscription", "quota", "dataset", "view")
 
 
 def kms_key_name(project: str, region: str) -> str:
@@ -54,8 +55,19 @@ def shell_values(settings: Settings, project: str, region: str, bigquery_locatio
         topics.validations,
         topics.billing,
         topics.lifecycle,
-        *(getattr(topics, step) for step in STEP_NAMES),
+        *step_lines(settings, purge_role=f"projects/{project}/roles/{PURGE_ROLE_ID}"),
     ]
+
+
+def step_lines(settings: Settings, *, purge_role: str) -> list[str]:
+    """One line per declared step: name, topic, root or -, the topics it releases (or -), its roles."""
+    topics = settings.topics
+    lines = []
+    for step in steps():
+        released = ",".join(topics.step(name) for name in dependents_of(step.name)) or "-"
+        grants = " ".join(grant.format(lifecycle=topics.lifecycle, billing=topics.billing, purge_role=purge_role) for grant in step.grants)
+        lines.append(f"{step.name} {topics.step(step.name)} {'-' if step.prerequisites else 'root'} {released} {grants}".rstrip())
+    return lines
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from functions.api import ROUTES
-from functions.topology import EVENT_TRIGGERS
+from functions.topology import event_triggers
 from scripts.emulators import ROOT, Emulators, Service, free_port, free_ports
 from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
@@ -116,7 +116,8 @@ class Topology:
         """Bring everything up; returns the front URL."""
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        event_functions = {t.function for t in EVENT_TRIGGERS} | {t.dead_letter_function for t in EVENT_TRIGGERS if t.dead_letter_function}
+        triggers = event_triggers()
+        event_functions = {t.function for t in triggers} | {t.dead_letter_function for t in triggers if t.dead_letter_function}
         names = [*HTTP_FUNCTIONS, *sorted(event_functions)]
         ports = dict(zip(names, [port for port in free_ports(len(names) + 1) if port != self.front_port], strict=False))
         self.functions = [FunctionProcess(name, port, self.env) for name, port in ports.items()]
@@ -178,7 +179,7 @@ class Topology:
                 call(request=request)
 
         topics = self.settings.topics
-        for topic in topics.model_dump().values():
+        for topic in topics.names():
             ensure(publisher.create_topic, name=topic_path(topic))
         retry = pubsub.types.RetryPolicy(
             minimum_backoff=duration_pb2.Duration(seconds=1), maximum_backoff=duration_pb2.Duration(seconds=self.max_backoff_seconds)
@@ -195,7 +196,7 @@ class Topology:
                 **policy,
             )
 
-        for trigger in EVENT_TRIGGERS:
+        for trigger in event_triggers():
             topic = trigger.topic(topics)
             if not trigger.dead_letter_function:
                 push_subscription(topic, trigger.function)

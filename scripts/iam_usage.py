@@ -26,6 +26,7 @@ from schemas.events import StepRequested
 from shared import sql
 from shared.adapters.recording import UNATTRIBUTED, PermissionRecorder, RecordingEventBus, record_services
 from shared.bootstrap import build_embedded_services, load_settings
+from shared.domain.steps import step_names
 from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
@@ -138,7 +139,11 @@ class Exercise:
         self.bus.published.append((topic, data, attributes or {}))
 
     def deliver(self, failing: frozenset[str] = frozenset(), drop: Callable[[Message], bool] | None = None) -> None:
-        """Deliver every queued message; topics in `failing` meet a warehouse outage; `drop` loses some."""
+        """Deliver every queued message; topics in `failing` meet a backend outage; `drop` loses some.
+
+        The outage takes the warehouse and the document store's transactions: a step that only
+        records something in the state document fails too.
+        """
         while self.bus.published:
             message = self.bus.published.pop(0)
             topic, data, attributes = message
@@ -147,7 +152,7 @@ class Exercise:
                 continue  # no function subscribes (validations, lifecycle), or the message is lost on purpose
             self.delivered.append(message)
             function, dead_letters = route
-            outage = self._outage("warehouse") if topic in failing else nullcontext()
+            outage = self._outage("warehouse", "documents.run_transaction") if topic in failing else nullcontext()
             with outage:
                 for attempt in range(1, MAX_DELIVERIES + 1):
                     try:
@@ -166,14 +171,16 @@ class Exercise:
                         self.inject(dead_letters, data, forwarded)
 
     @contextmanager
-    def _outage(self, target: str) -> Iterator[None]:
+    def _outage(self, *targets: str) -> Iterator[None]:
         faults = self.services.faults
         assert faults is not None
-        faults.start_outage(target)
+        for target in targets:
+            faults.start_outage(target)
         try:
             yield
         finally:
-            faults.end_outage(target)
+            for target in targets:
+                faults.end_outage(target)
 
     # ------------------------------------------------------------ building blocks
 
@@ -264,10 +271,10 @@ class Exercise:
 
     def _step_failures_and_retries(self) -> None:
         http = self.http
-        for step in ("subscription", "quota", "dataset", "view"):
+        for step in step_names():
             tenant_id = f"iam_fails_{step}"
             self.onboard(tenant_id)
-            self.deliver(failing=frozenset({getattr(self.topics, step)}))
+            self.deliver(failing=frozenset({self.topics.step(step)}))
             assert self.status(tenant_id) == "FAILED", step
             retried = http("retry_tenant_steps", f"POST /api/v1/tenants/{tenant_id}/retry", 202)
             assert retried["retried_steps"] == [step], retried
@@ -284,8 +291,8 @@ class Exercise:
         http("dead_letters", "GET /api/v1/dead-letters?status=LOST", 422)
 
     def _poison_and_orphans(self) -> None:
-        for step in ("subscription", "quota", "dataset", "view"):
-            topic = getattr(self.topics, step)
+        for step in step_names():
+            topic = self.topics.step(step)
             self.inject(topic, b"not json")
             ghost = StepRequested(
                 event_id=f"iam_ghost.1.{step}.1", tenant_id="iam_ghost", step=step, generation=1, occurred_at=self.services.now()
@@ -326,7 +333,7 @@ class Exercise:
 
     def _reconcile(self) -> None:
         # A crash between a commit and its publish, modelled as a bus outage at that moment: the
-        # commands stay in the outbox. iam_stranded keeps all three step commands there;
+        # commands stay in the outbox. iam_stranded keeps its root step commands there;
         # iam_stranded_view only its view command, released by its last prerequisite.
         body = self.request("iam_stranded")
         assert self.http("dryrun", "POST /api/v1/tenants/dryrun", 200, body)["ready_for_onboarding"]

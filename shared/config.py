@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.steps import declaration, step_names
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 
@@ -21,15 +23,20 @@ class _Strict(BaseModel):
 
 
 class Topics(_Strict):
-    """Pub/Sub topic names, one per step so each function has its own trigger."""
+    """Pub/Sub topic names. Each step has its own (declared in shared.domain.steps); `steps` renames some."""
 
     validations: str
-    subscription: str
-    quota: str
-    dataset: str
-    view: str
     billing: str
     lifecycle: str
+    steps: dict[str, str] = Field(default_factory=dict)
+
+    def step(self, name: str) -> str:
+        """The topic of step `name`: its declared topic unless `steps` renames it."""
+        return self.steps.get(name) or declaration(name).topic
+
+    def names(self) -> list[str]:
+        """Every topic: the validations, billing and lifecycle topics and each declared step's."""
+        return [self.validations, *(self.step(name) for name in step_names()), self.billing, self.lifecycle]
 
 
 class EventBusSettings(_Strict):

@@ -179,6 +179,9 @@ class GuardedWarehouse(Warehouse):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._guard.call("warehouse", "execute", lambda: self.inner.execute(sql, params), sql)
 
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        self._guard.call("warehouse", "append_rows", lambda: self.inner.append_rows(dataset, table, rows), f"{dataset}.{table}")
+
     def dataset_exists(self, dataset: str) -> bool:
         return self._guard.call("warehouse", "dataset_exists", lambda: self.inner.dataset_exists(dataset), dataset)
 

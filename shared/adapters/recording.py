@@ -144,6 +144,10 @@ class RecordingWarehouse(Warehouse):
         self._recorder.note(Warehouse, "execute", sql, params)
         self.inner.execute(sql, params)
 
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        self._recorder.note(Warehouse, "append_rows", dataset, table, rows)
+        self.inner.append_rows(dataset, table, rows)
+
     def dataset_exists(self, dataset: str) -> bool:
         self._recorder.note(Warehouse, "dataset_exists", dataset)
         return self.inner.dataset_exists(dataset)

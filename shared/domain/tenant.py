@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.domain import steps as step_graph
+
 TenantStatus = Literal["PROVISIONING", "ACTIVE", "FAILED", "SUSPENDED", "OFFBOARDED"]
 StepStatusName = Literal["WAITING", "PENDING", "RUNNING", "DONE", "FAILED"]
+RunStatus = Literal["SUCCEEDED", "FAILED"]
 
+# The four steps declared in shared.domain.steps (the graph itself is read from there).
 PREREQUISITE_STEPS: tuple[str, ...] = ("subscription", "quota", "dataset")
 FINAL_STEP = "view"
 ALL_STEPS: tuple[str, ...] = (*PREREQUISITE_STEPS, FINAL_STEP)
@@ -30,6 +35,23 @@ class StepState(BaseModel):
     error: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
+
+
+class QuotaUsage(BaseModel):
+    """The tenant's pipeline runs on `usage_date` (UTC): the system of record of its usage quota."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usage_date: str
+    pipelines_run: int = 0
+    pipelines_succeeded: int = 0
+    pipelines_failed: int = 0
+
+    def on(self, day: date) -> QuotaUsage:
+        """The usage as of `day`: a later day starts from zero (a day without runs reads as zero)."""
+        if self.usage_date == day.isoformat():
+            return self
+        return QuotaUsage(usage_date=day.isoformat())
 
 
 class TenantState(BaseModel):
@@ -60,6 +82,9 @@ class TenantState(BaseModel):
     plan_event_at: str | None = None
     offboarded_at: str | None = None
     purge_after: str | None = None
+    # Subscription and usage quota (Firestore is their system of record; BigQuery holds a copy).
+    subscription_started_at: str | None = None
+    quota: QuotaUsage | None = None
 
     def step(self, name: str) -> StepState:
         """The state of step `name`."""
@@ -70,9 +95,13 @@ class TenantState(BaseModel):
         """The creation time as digits: tells this tenant from a later one of the same id (after a purge)."""
         return "".join(character for character in self.created_at if character.isdigit())
 
-    def prerequisites_done(self) -> bool:
-        """Whether every step the view depends on is DONE."""
-        return all(self.steps[name].status == "DONE" for name in PREREQUISITE_STEPS)
+    def prerequisites_done(self, step: str = FINAL_STEP) -> bool:
+        """Whether every prerequisite of `step` is DONE."""
+        return all(self.steps[name].status == "DONE" for name in step_graph.prerequisites_of(step))
+
+    def usage_on(self, day: date) -> QuotaUsage:
+        """Runs on `day` as the state document records them (zero for a day it has none for)."""
+        return (self.quota or QuotaUsage(usage_date=day.isoformat())).on(day)
 
     def touched(self, now: str) -> TenantState:
         """A copy with the revision bumped: every write goes through here."""
@@ -80,10 +109,8 @@ class TenantState(BaseModel):
 
 
 def initial_steps() -> dict[str, StepState]:
-    """Prerequisites start PENDING (published at once); the view WAITS for them."""
-    steps = {name: StepState(status="PENDING") for name in PREREQUISITE_STEPS}
-    steps[FINAL_STEP] = StepState(status="WAITING")
-    return steps
+    """Steps without prerequisites start PENDING (published at once); the others WAIT for theirs."""
+    return {step.name: StepState(status="WAITING" if step.prerequisites else "PENDING") for step in step_graph.steps()}
 
 
 def begin_attempt(state: TenantState, step: str, now: str) -> TenantState:
@@ -99,17 +126,69 @@ def record_failure(state: TenantState, step: str, error: str, now: str) -> Tenan
     return _with_step(state, step, updated).touched(now)
 
 
-def complete_step(state: TenantState, step: str, now: str) -> tuple[TenantState, bool]:
-    """Mark `step` DONE; the second value is True when this completion releases the view step."""
+def complete_step(state: TenantState, step: str, now: str) -> tuple[TenantState, list[str]]:
+    """Mark `step` DONE; also returns the steps this completion releases (their last prerequisite).
+
+    The tenant becomes ACTIVE with the completion of its last step, whatever the graph.
+    """
     updated = state.steps[step].model_copy(update={"status": "DONE", "error": None, "completed_at": now})
     new_state = _with_step(state, step, updated)
-    releases_view = step in PREREQUISITE_STEPS and new_state.prerequisites_done() and new_state.steps[FINAL_STEP].status == "WAITING"
-    if releases_view:
-        view = new_state.steps[FINAL_STEP].model_copy(update={"status": "PENDING"})
-        new_state = _with_step(new_state, FINAL_STEP, view)
-    if step == FINAL_STEP:
+    released = [
+        name for name in step_graph.dependents_of(step) if new_state.steps[name].status == "WAITING" and new_state.prerequisites_done(name)
+    ]
+    for name in released:
+        new_state = _with_step(new_state, name, new_state.steps[name].model_copy(update={"status": "PENDING"}))
+    if all(current.status == "DONE" for current in new_state.steps.values()):
         new_state = new_state.model_copy(update={"status": "ACTIVE", "error": None})
-    return new_state.touched(now), releases_view
+    return new_state.touched(now), released
+
+
+def releasable_steps(state: TenantState) -> list[str]:
+    """Steps whose prerequisites are done and that no attempt has started: the ones to (re)publish."""
+    return [
+        name
+        for name, step in state.steps.items()
+        if step.status == "PENDING" and step.attempts == 0 and step_graph.prerequisites_of(name) and state.prerequisites_done(name)
+    ]
+
+
+def record_run(state: TenantState, status: RunStatus, day: date) -> TenantState:
+    """One more pipeline run on `day` in the state's usage quota (the caller bumps the revision)."""
+    usage = state.usage_on(day)
+    counted = usage.model_copy(
+        update={
+            "pipelines_run": usage.pipelines_run + 1,
+            "pipelines_succeeded": usage.pipelines_succeeded + (status == "SUCCEEDED"),
+            "pipelines_failed": usage.pipelines_failed + (status == "FAILED"),
+        }
+    )
+    return state.model_copy(update={"quota": counted})
+
+
+def overview(state: TenantState, daily_limit: int, monthly_limit: int, concurrent_limit: int, day: date) -> dict[str, Any]:
+    """The tenant's row of tenant_comprehensive_view, computed from the state document alone.
+
+    Same rules as the view's SQL: runs of `day` only, EXCEEDED from the daily limit on,
+    the percentage rounded to one decimal half away from zero (BigQuery's ROUND).
+    """
+    usage = state.usage_on(day)
+    percent = Decimal(usage.pipelines_run * 100) / Decimal(daily_limit)
+    return {
+        "tenant_id": state.tenant_id,
+        "company_name": state.company_name,
+        "admin_email": state.admin_email,
+        "tenant_status": state.status,
+        "plan_name": state.subscription_plan,
+        "subscription_status": subscription_status(state.status),
+        "subscription_daily_limit": daily_limit,
+        "subscription_monthly_limit": monthly_limit,
+        "subscription_concurrent_limit": concurrent_limit,
+        "pipelines_run_today": usage.pipelines_run,
+        "pipelines_succeeded_today": usage.pipelines_succeeded,
+        "pipelines_failed_today": usage.pipelines_failed,
+        "quota_status": "EXCEEDED" if usage.pipelines_run >= daily_limit else "AVAILABLE",
+        "daily_usage_percent": float(percent.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)),
+    }
 
 
 def fail_step(state: TenantState, step: str, error: str, now: str) -> TenantState:
@@ -155,7 +234,7 @@ def retry_failed_steps(state: TenantState, now: str) -> tuple[TenantState, list[
     new_state = state
     for name in retried:
         current = state.steps[name]
-        waiting = name == FINAL_STEP and not state.prerequisites_done()
+        waiting = not state.prerequisites_done(name)
         fresh = StepState(status="WAITING" if waiting else "PENDING", generation=current.generation + 1)
         new_state = _with_step(new_state, name, fresh)
     return new_state.model_copy(update={"status": "PROVISIONING", "error": None}).touched(now), retried

@@ -1,5 +1,5 @@
-"""Billing events: decide against the state document in one transaction, then sync the warehouse
-and announce the change.
+"""Billing events: decide against the state document in one transaction, then append the analytics
+copy and announce the change.
 
 The transaction is the single point of truth: it dedupes by event id, applies the pure
 transition, writes the audit record and the processed marker together. Everything after it
@@ -19,23 +19,20 @@ from pydantic import ValidationError
 
 from schemas.events import EVENT_ID_PATTERN, BillingEvent
 from schemas.http import TenantEventRecord, TenantEventsResponse
-from shared import sql
 from shared.domain import tenant as transitions
 from shared.domain.documents import TenantEventDocument
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import BillingDecision, TenantState
+from shared.handlers.analytics_copy import append_copy
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
-from shared.handlers.provisioning import plan_of, plan_params, refresh_usage_quota
 from shared.handlers.tenant_store import load_tenant
 from shared.ports import EXPIRE_AT, Transaction
 from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
-
-_SYNC_ROUNDS = 5
 
 
 def processed_id(event_id: str) -> str:
@@ -51,21 +48,22 @@ def handle_billing_event(event: BillingEvent, services: Services) -> str:
     """
     marker = services.documents.get(PROCESSED_EVENTS, processed_id(event.event_id))
     duplicate = marker is not None
+    decided: TenantState | None = None
     if marker is None:
-        marker, duplicate = services.documents.run_transaction(lambda txn: _decide(txn, event, services))
+        marker, duplicate, decided = services.documents.run_transaction(lambda txn: _decide(txn, event, services))
     outcome = "duplicate" if duplicate else str(marker["outcome"])
     if not marker.get("effects_done"):
-        _finish_effects(services, marker)
+        _finish_effects(services, marker, decided)
     logger.info("billing event handled", extra={"tenant_id": event.tenant_id, "event_id": event.event_id, "outcome": outcome})
     return outcome
 
 
-def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[dict[str, Any], bool]:
-    """The processed marker written with the decision, and whether another delivery got there first."""
+def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[dict[str, Any], bool, TenantState | None]:
+    """The processed marker written with the decision, whether another delivery got there first, the state written."""
     raw = txn.get(TENANTS, event.tenant_id)
     existing = txn.get(PROCESSED_EVENTS, processed_id(event.event_id))
     if existing is not None:
-        return existing, True
+        return existing, True, None
     if raw is None:
         raise PermanentEventError(f"unknown tenant {event.tenant_id}")
     state = TenantState.model_validate(raw)
@@ -104,7 +102,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
     }
     txn.create(PROCESSED_EVENTS, processed_id(event.event_id), marker)
-    return marker, False
+    return marker, False, decision.state if changed else None
 
 
 def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDecision, now: str) -> TenantEventDocument:
@@ -126,10 +124,18 @@ def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDec
     )
 
 
-def _finish_effects(services: Services, marker: dict[str, Any]) -> None:
-    """Warehouse rows from the state document as it now is, then the lifecycle event, then done."""
+def _finish_effects(services: Services, marker: dict[str, Any], decided: TenantState | None) -> None:
+    """The analytics copy, then the lifecycle event, then done.
+
+    The copy is appended from the state this event's transaction wrote (or, on a redelivery,
+    from the state document as it is now): rows carry the state's revision, so whichever of
+    two racing events appends last, the latest-row views show the newer state. No DML on the
+    central tables, hence no per-table DML queue for a burst of events to run into.
+    """
     tenant_id, event_id = str(marker["tenant_id"]), str(marker["event_id"])
-    sync_warehouse(services, tenant_id)
+    state = decided or load_tenant(services, tenant_id)
+    if state is not None:
+        append_copy(services, state)
     if marker.get("lifecycle"):
         publish_lifecycle(
             services,
@@ -143,41 +149,6 @@ def _finish_effects(services: Services, marker: dict[str, Any]) -> None:
             previous_plan=marker["previous_plan"],
         )
     services.documents.set(PROCESSED_EVENTS, processed_id(event_id), {**marker, "effects_done": True})
-
-
-def sync_warehouse(services: Services, tenant_id: str) -> TenantState | None:
-    """Profile status, subscription and today's quota row as the state document says.
-
-    Writers race (two events of one tenant handled at once), so each one checks after
-    writing that the document did not move meanwhile, and writes again if it did: the last
-    writer always wrote the latest state.
-    """
-    state = load_tenant(services, tenant_id)
-    for _ in range(_SYNC_ROUNDS):
-        if state is None or not transitions.accepts_billing(state):
-            return state
-        _write_rows(services, state)
-        after = load_tenant(services, tenant_id)
-        if after is None or after.revision == state.revision:
-            return after
-        state = after
-    return state
-
-
-def _write_rows(services: Services, state: TenantState) -> None:
-    warehouse, central = services.warehouse, services.central
-    plan = plan_of(state, services)
-    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": state.tenant_id, "status": state.status})
-    warehouse.execute(
-        sql.render("upsert_subscription", central=central),
-        {
-            "tenant_id": state.tenant_id,
-            "plan_name": plan.name,
-            "status": transitions.subscription_status(state.status),
-            **plan_params(plan),
-        },
-    )
-    refresh_usage_quota(state.tenant_id, plan, services)
 
 
 def tenant_events(

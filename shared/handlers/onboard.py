@@ -15,7 +15,8 @@ from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.documents import IdempotencyRecord, StoredAcceptance, ValidationDocument
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, TenantExists
 from shared.domain.identifiers import case_twin_problem, folded_tenant_id, request_fingerprint
-from shared.domain.tenant import PREREQUISITE_STEPS, TenantState, dataset_action_for, initial_steps
+from shared.domain.steps import root_steps
+from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
 from shared.handlers.step_commands import relay, stage_steps, status_url
 from shared.ports import BackendError, Transaction
@@ -83,14 +84,8 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
     if replayed is not None:
         return replayed
     _require_passed_dry_run(request, fingerprint, services.clock(), services)
-    if services.documents.get(TENANTS, request.tenant_id) is not None:
-        # A concurrent request with the same key may have created it a moment ago.
-        replayed = _replay_if_recorded(idempotency_id, fingerprint, services)
-        if replayed is not None:
-            return replayed
-        raise TenantExists(f"tenant '{request.tenant_id}' already exists", field="tenant_id")
-    _refuse_case_twin(request.tenant_id, services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id)))
-
+    # An existing tenant, a case twin or a concurrent request with the same key are all found
+    # by the transaction below, which reads those documents anyway: no separate trip first.
     # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
     dataset_action = dataset_action_for(
         services.warehouse.dataset_exists(request.tenant_id), request.force_recreate_dataset, request.force_recreate_tables
@@ -158,7 +153,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                 id=idempotency_id, fingerprint=fingerprint, tenant_id=request.tenant_id, api_key_hash=key_hash, response=response
             )
             txn.create(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())
-        staged.extend(stage_steps(txn, services, state, PREREQUISITE_STEPS))
+        staged.extend(stage_steps(txn, services, state, root_steps()))
         return None
 
     concurrent_record = services.documents.run_transaction(create)

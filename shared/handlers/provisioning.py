@@ -1,18 +1,20 @@
-"""The side effect of each provisioning step, idempotent by construction (MERGE, IF NOT EXISTS)."""
+"""What each declared provisioning step does: effects idempotent by construction (IF NOT EXISTS, MERGE), records pure."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.events import StepRequested
 from shared import sql
-from shared.domain.errors import PermanentEventError
-from shared.domain.plans import Plan
+from shared.domain import tenant as transitions
+from shared.domain.steps import declaration
 from shared.domain.tenant import TenantState, step_is_current
+from shared.handlers.analytics_copy import plan_of
 from shared.handlers.tenant_store import update_tenant
 from shared.ports import BackendUnavailable
 from shared.services import Services, iso
@@ -21,55 +23,52 @@ logger = logging.getLogger(__name__)
 
 VALIDATION_TABLE = "onboarding_validation_test"
 COMPREHENSIVE_VIEW = "tenant_comprehensive_view"
-VALIDATION_PIPELINE = "onboarding_validation"
 
 
-def plan_of(state: TenantState, services: Services) -> Plan:
-    """The tenant's plan from the catalog; a plan that vanished from config cannot be retried into existence."""
-    plan = services.plans.get(state.subscription_plan)
-    if plan is None:
-        raise PermanentEventError(f"plan {state.subscription_plan} is not in plans.yml")
-    return plan
+Effects = Callable[[TenantState, StepRequested, Services], dict[str, Any]]
+Record = Callable[[TenantState, Services], TenantState]
 
 
-def plan_params(plan: Plan) -> dict[str, Any]:
-    """The plan's limits as query parameters."""
-    return {
-        "daily_limit": plan.daily_pipeline_limit,
-        "monthly_limit": plan.monthly_pipeline_limit,
-        "concurrent_limit": plan.concurrent_pipeline_limit,
-    }
+@dataclass(frozen=True)
+class StepAction:
+    """What a declared step does (its declaration is in `shared.domain.steps`).
+
+    `effects` runs outside any transaction, at least once, and must be idempotent; what it
+    returns is merged into the state document as the step completes. `record` is a pure
+    change of the state document made in the transaction that completes the step: a step with
+    only a record costs one transaction.
+    """
+
+    effects: Effects | None = None
+    record: Record | None = None
 
 
-def provision_subscription(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
-    """Profile row (new ones start PROVISIONING) and the subscription row with the plan's limits."""
-    warehouse, central = services.warehouse, services.central
-    warehouse.execute(
-        sql.render("upsert_profile", central=central),
-        {
-            "tenant_id": state.tenant_id,
-            "company_name": state.company_name,
-            "admin_email": state.admin_email,
-            "status": "PROVISIONING",
-        },
-    )
-    plan = plan_of(state, services)
-    warehouse.execute(
-        sql.render("upsert_subscription", central=central),
-        {"tenant_id": state.tenant_id, "plan_name": plan.name, "status": "ACTIVE", **plan_params(plan)},
-    )
-    return {}
+STEP_ACTIONS: dict[str, StepAction] = {}
 
 
-def refresh_usage_quota(tenant_id: str, plan: Plan, services: Services) -> None:
-    """Today's usage-quota row, recounted from today's runs (safe to repeat)."""
-    services.warehouse.execute(sql.render("upsert_usage_quota", central=services.central), {"tenant_id": tenant_id, **plan_params(plan)})
+def step_action(name: str, *, effects: Effects | None = None, record: Record | None = None) -> StepAction:
+    """Register what step `name` does; its declaration must exist."""
+    declaration(name)
+    action = StepAction(effects=effects, record=record)
+    STEP_ACTIONS[name] = action
+    return action
 
 
-def provision_quota(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
-    """Today's usage-quota row with the plan's limits."""
-    refresh_usage_quota(state.tenant_id, plan_of(state, services), services)
-    return {}
+def action_of(name: str) -> StepAction:
+    """The registered action of step `name`."""
+    return STEP_ACTIONS[name]
+
+
+def record_subscription(state: TenantState, services: Services) -> TenantState:
+    """The subscription starts: plan and limits are the state document's plan (checked against the catalog)."""
+    plan_of(state, services)
+    return state.model_copy(update={"subscription_started_at": state.subscription_started_at or services.now()})
+
+
+def record_quota(state: TenantState, services: Services) -> TenantState:
+    """Today's usage quota, no run yet (kept if a run was already counted today)."""
+    plan_of(state, services)
+    return state.model_copy(update={"quota": state.usage_on(services.clock().date())})
 
 
 def provision_dataset(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
@@ -87,6 +86,13 @@ def provision_dataset(state: TenantState, command: StepRequested, services: Serv
     created = warehouse.create_dataset(tenant_id)
     for statement in sql.statements(sql.render("tenant_tables", dataset=tenant_id)):
         warehouse.execute(statement)
+    row_id = f"{tenant_id}_onboarding_validation"
+    warehouse.execute(
+        sql.render("upsert_validation_row", dataset=tenant_id),
+        {"id": row_id, "test_message": f"onboarding validation for {tenant_id}"},
+    )
+    if not warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id}):
+        raise RuntimeError("validation row written but not read back")
     recreated = state.dataset_action == "recreate_orphan"
     return {"dataset_created": created or recreated or state.dataset_created}
 
@@ -129,37 +135,18 @@ def _clear_orphan(state: TenantState, command: StepRequested, services: Services
 
 
 def provision_view(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
-    """The view, a validation row written and read back, the validation run, then the view read."""
-    warehouse, central, tenant_id = services.warehouse, services.central, state.tenant_id
-    warehouse.execute(sql.render("set_profile_status", central=central), {"tenant_id": tenant_id, "status": "ACTIVE"})
-    warehouse.execute(sql.render("create_comprehensive_view", central=central, dataset=tenant_id, tenant_id=tenant_id))
-    row_id = f"{tenant_id}_onboarding_validation"
-    warehouse.execute(
-        sql.render("upsert_validation_row", dataset=tenant_id),
-        {"id": row_id, "test_message": f"onboarding validation for {tenant_id}"},
-    )
-    if not warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id}):
-        raise RuntimeError("validation row written but not read back")
-    # One onboarding validation per tenant: a redelivered or retried view step records the same run.
-    warehouse.execute(
-        sql.render("record_pipeline_run", central=central),
-        {
-            "run_id": f"{tenant_id}.{VALIDATION_PIPELINE}",
-            "tenant_id": tenant_id,
-            "pipeline_name": VALIDATION_PIPELINE,
-            "status": "SUCCEEDED",
-        },
-    )
-    refresh_usage_quota(tenant_id, plan_of(state, services), services)
-    rows = warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
-    if len(rows) != 1 or rows[0]["tenant_status"] != "ACTIVE":
-        raise RuntimeError(f"{COMPREHENSIVE_VIEW} returned {len(rows)} rows instead of one ACTIVE row")
+    """The tenant's comprehensive view: its own DDL, nothing else (the copy rows follow activation)."""
+    tenant_id = state.tenant_id
+    services.warehouse.execute(sql.render("create_comprehensive_view", central=services.central, dataset=tenant_id, tenant_id=tenant_id))
     return {}
 
 
-STEP_ACTIONS: dict[str, Callable[[TenantState, StepRequested, Services], dict[str, Any]]] = {
-    "subscription": provision_subscription,
-    "quota": provision_quota,
-    "dataset": provision_dataset,
-    "view": provision_view,
-}
+def record_validation_run(state: TenantState, services: Services) -> TenantState:
+    """The onboarding validation counts as today's first run, once (the step completes once)."""
+    return transitions.record_run(state, "SUCCEEDED", services.clock().date())
+
+
+step_action("subscription", record=record_subscription)
+step_action("quota", record=record_quota)
+step_action("dataset", effects=provision_dataset)
+step_action("view", effects=provision_view, record=record_validation_run)

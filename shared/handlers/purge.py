@@ -53,7 +53,13 @@ def purge_expired_tenants(services: Services) -> PurgeResponse:
 
 
 def purge_tenant(services: Services, state: TenantState) -> bool:
-    """Delete the data first (repeatable), then the state document, so a crash in between is retried."""
+    """Delete the data first (repeatable), then the state document, so a crash in between is retried.
+
+    The central rows go with one DELETE per table. BigQuery refuses DML on rows streamed in the
+    last 30 minutes (https://cloud.google.com/bigquery/docs/data-manipulation-language#limitations);
+    an offboarded tenant's last copy rows were appended when it was cancelled, a whole
+    retention period ago, and nothing is appended for it after that.
+    """
     tenant_id = state.tenant_id
     erase_warehouse_data(services, tenant_id)
     erase_documents(services, tenant_id, keep=state)

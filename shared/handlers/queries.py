@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
-from shared import sql
 from shared.domain.api_keys import hash_api_key
 from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
 from shared.domain.identifiers import tenant_id_problem
+from shared.handlers.analytics_copy import overview_of
 from shared.handlers.tenant_store import load_tenant
 from shared.services import API_KEYS, Services
 
@@ -53,16 +53,17 @@ def authenticate(tenant_id: str, api_key: str | None, services: Services) -> Non
 
 
 def tenant_overview(tenant_id: str, api_key: str | None, services: Services) -> TenantOverview:
-    """The tenant's row of tenant_comprehensive_view."""
+    """The tenant's row of tenant_comprehensive_view, served from the state document.
+
+    Firestore is the system of record and the view reads a copy of it, so the row is computed
+    from the state document by the view's own rules (`transitions.overview`): no BigQuery job
+    per request (a query costs a job's latency and at least 10 MB billed per table it reads,
+    https://cloud.google.com/bigquery/pricing#on_demand_pricing). A test checks the two agree.
+    """
     authenticate(tenant_id, api_key, services)
     state = load_tenant(services, tenant_id)
     if state is None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
     if state.status in {"PROVISIONING", "FAILED"}:
         raise TenantNotReady(f"tenant '{tenant_id}' is {state.status}", field="tenant_id")
-    rows = services.warehouse.query(sql.render("read_comprehensive_view", dataset=tenant_id))
-    if not rows:
-        raise TenantNotReady(f"tenant '{tenant_id}' has no overview row yet", field="tenant_id")
-    row = rows[0]
-    row["daily_usage_percent"] = float(row["daily_usage_percent"] or 0.0)
-    return TenantOverview.model_validate(row, strict=False)
+    return TenantOverview.model_validate(overview_of(state, services))

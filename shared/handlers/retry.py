@@ -8,7 +8,7 @@ from schemas.http import RetryAccepted
 from shared.domain import tenant as transitions
 from shared.domain.errors import TenantNotFailed, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
-from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import mark_retried
 from shared.handlers.step_commands import status_url
 from shared.handlers.tenant_store import load_tenant, update_tenant
@@ -31,8 +31,8 @@ def retry_tenant(tenant_id: str, services: Services) -> RetryAccepted:
         return updated
 
     def released(state: TenantState) -> list[str]:
-        # The view step of a retry waiting on its prerequisites is released by the fan-in.
-        return [name for name in retried if name != FINAL_STEP or state.prerequisites_done()]
+        # A retried step waiting on its prerequisites is released by the fan-in.
+        return [name for name in retried if state.prerequisites_done(name)]
 
     state = update_tenant(services, tenant_id, change, publish=released)
     assert state is not None

@@ -39,7 +39,7 @@ def step_event_id(state: TenantState, step: str, generation: int) -> str:
 
 def publish_step(services: Services, state: TenantState, step: str) -> None:
     """Publish the command for one step of `state` on that step's topic (outside any state change)."""
-    publish_event(services, getattr(services.settings.topics, step), step_command(services, state, step), tenant_id=state.tenant_id)
+    publish_event(services, services.settings.topics.step(step), step_command(services, state, step), tenant_id=state.tenant_id)
 
 
 def step_command(services: Services, state: TenantState, step: str) -> StepRequested:
@@ -48,7 +48,7 @@ def step_command(services: Services, state: TenantState, step: str) -> StepReque
     return StepRequested(
         event_id=step_event_id(state, step, generation),
         tenant_id=state.tenant_id,
-        step=step,  # type: ignore[arg-type]
+        step=step,
         generation=generation,
         force_recreate_dataset=state.force_recreate_dataset,
         force_recreate_tables=state.force_recreate_tables,
@@ -65,7 +65,7 @@ def stage_steps(txn: Transaction, services: Services, state: TenantState, steps:
             OUTBOX,
             command.event_id,
             {
-                "topic": getattr(services.settings.topics, step),
+                "topic": services.settings.topics.step(step),
                 "command": command.model_dump_json(),
                 "tenant_id": state.tenant_id,
                 "created_at": command.occurred_at,
@@ -75,8 +75,12 @@ def stage_steps(txn: Transaction, services: Services, state: TenantState, steps:
     return staged
 
 
-def relay(services: Services, entry_ids: Iterable[str]) -> int:
-    """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out."""
+def relay(services: Services, entry_ids: Iterable[str], *, strict: bool = False) -> int:
+    """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out.
+
+    `strict` raises the first failure instead (the rest stay in the outbox too): for a caller
+    whose message is redelivered when it fails, so the redelivery publishes them at once.
+    """
     sent = 0
     for entry_id in entry_ids:
         entry = services.documents.get(OUTBOX, entry_id)
@@ -85,6 +89,8 @@ def relay(services: Services, entry_ids: Iterable[str]) -> int:
         try:
             _publish(services, entry)
         except BackendError:
+            if strict:
+                raise
             logger.exception("step command not published; it stays in the outbox", extra={"event_id": entry_id})
             continue
         services.documents.delete(OUTBOX, entry_id)

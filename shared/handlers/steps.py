@@ -1,105 +1,206 @@
-"""Step handler: dedupe, run the step's side effect, mark it done in a transaction, fan in."""
+"""Step handler: decide and begin in one transaction, run the step's effects, complete and fan in in another.
+
+A step with effects (BigQuery DDL) visits the state document twice: one transaction that
+dedupes and counts the attempt, one that completes the step, records its facts, releases the
+steps waiting on it (their commands staged in the outbox, published after the commit) and
+writes the processed marker. A step that only records something in the state document does
+all of that in a single transaction. A completion that is followed by publishes (released
+steps, going live) marks its marker finished once they are done.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from schemas.events import StepRequested
+from shared.domain import steps as step_graph
 from shared.domain import tenant as transitions
 from shared.domain.errors import PermanentEventError
-from shared.domain.tenant import FINAL_STEP, TenantState
+from shared.domain.tenant import TenantState
+from shared.handlers.analytics_copy import VALIDATION_PIPELINE, append_copy, run_row, validation_run_id
 from shared.handlers.lifecycle import publish_activation
-from shared.handlers.provisioning import STEP_ACTIONS
-from shared.handlers.step_commands import publish_step
+from shared.handlers.provisioning import StepAction, action_of
+from shared.handlers.step_commands import publish_step, relay, stage_steps, step_event_id
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import EXPIRE_AT
-from shared.services import PROCESSED_EVENTS, Services, iso
+from shared.ports import EXPIRE_AT, Transaction
+from shared.services import PROCESSED_EVENTS, TENANTS, Services, iso
 
-__all__ = ["handle_step", "load_tenant", "update_tenant"]
+__all__ = ["go_live", "handle_step", "load_tenant", "update_tenant"]
 
 logger = logging.getLogger(__name__)
+Verdict = Literal["run", "stale", "given_up", "already_done", "duplicate"]
 
 
 def handle_step(command: StepRequested, services: Services) -> str:
     """Run one provisioning step at least once in effect; returns what happened, for logs and tests."""
-    if services.documents.get(PROCESSED_EVENTS, command.event_id) is not None:
-        return "duplicate"
-    state = load_tenant(services, command.tenant_id)
-    if state is None:
-        raise PermanentEventError(f"unknown tenant {command.tenant_id}")
-    step = state.step(command.step)
-    if command.generation < step.generation:
-        _mark_processed(services, command, "stale")
-        return "stale"
-    if command.generation > step.generation:
-        raise PermanentEventError(f"step {command.step} generation {command.generation} is ahead of the state document")
-    if step.status == "FAILED":
-        _mark_processed(services, command, "given_up")  # a straggler after the dead letter
-        return "given_up"
-    if step.status == "DONE":
-        _republish_view_if_waiting(services, state)
-        if command.step == FINAL_STEP:
-            publish_activation(services, state)  # heals a crash between the commit and the publish
-        _mark_processed(services, command, "already_done")
-        return "already_done"
-    if command.step == FINAL_STEP and not state.prerequisites_done():
-        raise RuntimeError("view step delivered before its prerequisites were done")
+    action = action_of(command.step)
+    if action.effects is None:
+        return _complete(command, services, action, {}, begin=True)
+    verdict, began = services.documents.run_transaction(lambda txn: _begin(txn, command, services))
+    if verdict != "run":
+        if verdict == "already_done":
+            _heal(services, began, command)
+        return verdict
 
     def current(change: Callable[[TenantState], TenantState]) -> Callable[[TenantState], TenantState | None]:
         # A concurrent delivery may have finished the step, or a retry superseded it, meanwhile.
         return lambda s: change(s) if transitions.step_is_current(s, command.step, command.generation) else None
 
-    began = update_tenant(services, command.tenant_id, current(lambda s: transitions.begin_attempt(s, command.step, services.now())))
-    if began is None:
-        return "superseded"  # done, given up or retried meanwhile
     try:
-        facts = STEP_ACTIONS[command.step](began, command, services)
+        facts = action.effects(began, command, services)
+        predicted, _ = _completed(began, command, action, facts, services)
+        if predicted.status == "ACTIVE":
+            # The copy goes in before the commit that makes the tenant ACTIVE: whoever sees
+            # ACTIVE finds its rows. Their version is at most the revision the commit writes.
+            _append_go_live_copy(services, predicted)
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"[:500]
         update_tenant(services, command.tenant_id, current(lambda s: transitions.record_failure(s, command.step, reason, services.now())))
         raise
+    return _complete(command, services, action, facts, begin=False)
 
-    released: list[bool] = []
 
-    def complete(state_now: TenantState) -> TenantState | None:
-        released.clear()
-        if not transitions.step_is_current(state_now, command.step, command.generation):
-            return None
-        updated, releases_view = transitions.complete_step(state_now, command.step, services.now())
-        released.append(releases_view)
-        return updated.model_copy(update=_known_facts(facts))
+def _completed(
+    state: TenantState, command: StepRequested, action: StepAction, facts: dict[str, Any], services: Services
+) -> tuple[TenantState, list[str]]:
+    """The state once `command`'s step is complete: DONE, its record and facts in, what it releases."""
+    updated, released = transitions.complete_step(state, command.step, services.now())
+    if action.record is not None:
+        updated = action.record(updated, services)
+    return updated.model_copy(update=_known_facts(facts)), released
 
-    completed = update_tenant(services, command.tenant_id, complete, publish=lambda _: [FINAL_STEP] if released and released[0] else [])
-    if command.step == FINAL_STEP:
-        publish_activation(services, completed or load_tenant(services, command.tenant_id) or state)
-    _mark_processed(services, command, "done")
+
+def _triage(txn: Transaction, state: TenantState, command: StepRequested) -> Verdict:
+    """What a delivery of `command` may do against the state document and its processed marker.
+
+    The marker is written by the transaction that completes the step; it says whether what
+    follows the commit (publishing released steps, going live) is done too. Only a delivery
+    that finds it unfinished repeats that part.
+    """
+    marker = txn.get(PROCESSED_EVENTS, command.event_id)
+    if marker is not None and marker.get("outcome") == "done":
+        return "duplicate" if marker.get("effects_done", True) else "already_done"
+    step = state.step(command.step)
+    if command.generation < step.generation:
+        return "stale"
+    if command.generation > step.generation:
+        raise PermanentEventError(f"step {command.step} generation {command.generation} is ahead of the state document")
+    if step.status == "FAILED":
+        return "given_up"  # a straggler after the dead letter
+    if step.status == "DONE":
+        return "already_done"
+    if not state.prerequisites_done(command.step):
+        raise RuntimeError(f"{command.step} step delivered before its prerequisites were done")
+    return "run"
+
+
+def _read(txn: Transaction, tenant_id: str) -> TenantState:
+    raw = txn.get(TENANTS, tenant_id)
+    if raw is None:
+        raise PermanentEventError(f"unknown tenant {tenant_id}")
+    return TenantState.model_validate(raw)
+
+
+def _begin(txn: Transaction, command: StepRequested, services: Services) -> tuple[Verdict, TenantState]:
+    state = _read(txn, command.tenant_id)
+    verdict = _triage(txn, state, command)
+    if verdict in ("stale", "given_up"):
+        txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, verdict, services))
+    if verdict != "run":
+        return verdict, state
+    began = transitions.begin_attempt(state, command.step, services.now())
+    txn.set(TENANTS, command.tenant_id, began.model_dump())
+    return "run", began
+
+
+def _complete(command: StepRequested, services: Services, action: StepAction, facts: dict[str, Any], *, begin: bool) -> str:
+    def complete(txn: Transaction) -> tuple[str, TenantState, list[str]]:
+        state = _read(txn, command.tenant_id)
+        if begin:
+            verdict = _triage(txn, state, command)
+            if verdict in ("stale", "given_up"):
+                txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, verdict, services))
+            if verdict != "run":
+                return verdict, state, []
+            state = transitions.begin_attempt(state, command.step, services.now())
+        elif not transitions.step_is_current(state, command.step, command.generation):
+            return "superseded", state, []  # done, given up or retried meanwhile
+        updated, released = _completed(state, command, action, facts, services)
+        txn.set(TENANTS, command.tenant_id, updated.model_dump())
+        # The released steps' commands are staged in the outbox with the state change: a crash
+        # after the commit cannot lose them (the relay publishes what is left there).
+        staged = stage_steps(txn, services, updated, released)
+        follow_up = bool(staged) or updated.status == "ACTIVE"
+        txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services, effects_done=not follow_up))
+        return "done", updated, staged
+
+    outcome, state, staged = services.documents.run_transaction(complete)
+    if outcome == "already_done":
+        _heal(services, state, command)
+    if outcome != "done":
+        return outcome
+    # A publish that fails leaves its command in the outbox and the marker unfinished: the
+    # message is redelivered and the redelivery relays it (or the relay does, whichever is first).
+    relay(services, staged, strict=True)
+    if state.status == "ACTIVE":
+        go_live(services, state, copied=action.effects is not None)
+    if staged or state.status == "ACTIVE":
+        services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
     return "done"
+
+
+def go_live(services: Services, state: TenantState, *, copied: bool = False) -> None:
+    """After the last step: the analytics copy with the onboarding validation run (unless in already), then `tenant.activated`."""
+    if not copied:
+        _append_go_live_copy(services, state)
+    publish_activation(services, state)
+
+
+def _append_go_live_copy(services: Services, state: TenantState) -> None:
+    completed = max((step.completed_at or state.updated_at for step in state.steps.values()), default=state.updated_at)
+    validation = run_row(
+        state,
+        validation_run_id(state.tenant_id),
+        pipeline_name=VALIDATION_PIPELINE,
+        status="SUCCEEDED",
+        finished_at=completed,
+        recorded_at=services.clock(),
+    )
+    append_copy(services, state, runs=[validation])
+
+
+def _heal(services: Services, state: TenantState, command: StepRequested) -> None:
+    """A redelivery of a DONE step finishes what a crash after its commit may have left undone.
+
+    A release still in the outbox is relayed from there; one already gone from it is
+    republished under the same event id (deduplicated by its handler). The copy appended
+    again carries the same or a newer version: both are safe to repeat.
+    """
+    step = command.step
+    for name in transitions.releasable_steps(state):
+        if step in step_graph.prerequisites_of(name):
+            entry_id = step_event_id(state, name, state.steps[name].generation)
+            if not relay(services, [entry_id], strict=True):
+                publish_step(services, state, name)
+    if not step_graph.dependents_of(step) and all(current.status == "DONE" for current in state.steps.values()):
+        go_live(services, state)
+    services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
 
 
 def _known_facts(facts: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in facts.items() if key in TenantState.model_fields}
 
 
-def _republish_view_if_waiting(services: Services, state: TenantState) -> None:
-    """A crash between completing the last prerequisite and publishing the view is healed here."""
-    view = state.step(FINAL_STEP)
-    if state.prerequisites_done() and view.status == "PENDING" and view.attempts == 0:
-        publish_step(services, state, FINAL_STEP)
-
-
-def _mark_processed(services: Services, command: StepRequested, outcome: str) -> None:
-    services.documents.create(
-        PROCESSED_EVENTS,
-        command.event_id,
-        {
-            "event_id": command.event_id,
-            "tenant_id": command.tenant_id,
-            "step": command.step,
-            "outcome": outcome,
-            "processed_at": services.now(),
-            EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
-        },
-    )
+def _marker(command: StepRequested, outcome: str, services: Services, *, effects_done: bool = True) -> dict[str, Any]:
+    return {
+        "event_id": command.event_id,
+        "tenant_id": command.tenant_id,
+        "step": command.step,
+        "outcome": outcome,
+        "effects_done": effects_done,
+        "processed_at": services.now(),
+        EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
+    }

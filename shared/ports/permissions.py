@@ -31,6 +31,7 @@ BIGQUERY_DATASET_GET = "https://cloud.google.com/bigquery/docs/dataset-metadata#
 BIGQUERY_DATASET_CREATE = "https://cloud.google.com/bigquery/docs/datasets#required_permissions"
 BIGQUERY_DATASET_DELETE = "https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets"
 BIGQUERY_TABLE_GET = "https://cloud.google.com/bigquery/docs/tables#required_permissions_3"
+BIGQUERY_STREAMING = "https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery#required_permissions"
 
 
 @dataclass(frozen=True, order=True)
@@ -161,6 +162,11 @@ def delete_dataset(context: CallContext, dataset_name: str) -> list[Access]:
         Access("bigquery.datasets.delete", Resource("dataset", dataset_name)),
         Access("bigquery.tables.delete", Resource("dataset", dataset_name)),
     ]
+
+
+def table_append(context: CallContext, dataset_name: str, table: str, *args: Any, **kwargs: Any) -> list[Access]:
+    """tabledata.insertAll needs bigquery.tables.updateData on the table (no job)."""
+    return [Access("bigquery.tables.updateData", Resource("table", f"{dataset_name}.{table}"))]
 
 
 def table_get(context: CallContext, dataset_name: str, table: str) -> list[Access]:

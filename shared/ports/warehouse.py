@@ -10,6 +10,7 @@ from shared.ports.permissions import (
     BIGQUERY_DATASET_DELETE,
     BIGQUERY_DATASET_GET,
     BIGQUERY_QUERY,
+    BIGQUERY_STREAMING,
     BIGQUERY_TABLE_GET,
     create_dataset,
     dataset,
@@ -18,6 +19,7 @@ from shared.ports.permissions import (
     ping,
     requires,
     sql_job,
+    table_append,
     table_get,
 )
 
@@ -41,6 +43,15 @@ class Warehouse(ABC):
     @abstractmethod
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run DDL or DML (BigQuery dialect) to completion."""
+
+    @requires(BIGQUERY_STREAMING, table_append)
+    @abstractmethod
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        """Append `rows` to a table without DML: no per-table DML limit applies.
+
+        Values are str, int, float, bool, date, datetime or None. At least once: a retried
+        call may append a row twice, so tables fed this way are read through latest-row views.
+        """
 
     @requires(BIGQUERY_DATASET_GET, dataset("bigquery.datasets.get"))
     @abstractmethod

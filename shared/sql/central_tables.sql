@@ -1,11 +1,16 @@
 -- Central tables, one statement each (BigQuery dialect). Parsed for expected columns too.
+-- The analytics copy of what Firestore records (the system of record): rows are only ever
+-- appended, each carrying the state document's revision (`version`) it was copied from, and
+-- read through the *_latest views below, which keep each key's highest version.
 CREATE TABLE IF NOT EXISTS `{central}.tenant_profiles` (
   tenant_id STRING NOT NULL,
   company_name STRING NOT NULL,
   admin_email STRING NOT NULL,
   status STRING NOT NULL,
   created_at TIMESTAMP NOT NULL,
-  updated_at TIMESTAMP NOT NULL
+  updated_at TIMESTAMP NOT NULL,
+  version INT64 NOT NULL,
+  recorded_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS `{central}.tenant_subscriptions` (
   tenant_id STRING NOT NULL,
@@ -15,7 +20,9 @@ CREATE TABLE IF NOT EXISTS `{central}.tenant_subscriptions` (
   monthly_limit INT64 NOT NULL,
   concurrent_limit INT64 NOT NULL,
   started_at TIMESTAMP NOT NULL,
-  updated_at TIMESTAMP NOT NULL
+  updated_at TIMESTAMP NOT NULL,
+  version INT64 NOT NULL,
+  recorded_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS `{central}.tenant_usage_quotas` (
   tenant_id STRING NOT NULL,
@@ -26,7 +33,9 @@ CREATE TABLE IF NOT EXISTS `{central}.tenant_usage_quotas` (
   pipelines_run INT64 NOT NULL,
   pipelines_succeeded INT64 NOT NULL,
   pipelines_failed INT64 NOT NULL,
-  updated_at TIMESTAMP NOT NULL
+  updated_at TIMESTAMP NOT NULL,
+  version INT64 NOT NULL,
+  recorded_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS `{central}.tenant_pipeline_runs` (
   run_id STRING NOT NULL,
@@ -34,5 +43,19 @@ CREATE TABLE IF NOT EXISTS `{central}.tenant_pipeline_runs` (
   pipeline_name STRING NOT NULL,
   status STRING NOT NULL,
   started_at TIMESTAMP NOT NULL,
-  finished_at TIMESTAMP
+  finished_at TIMESTAMP,
+  version INT64 NOT NULL,
+  recorded_at TIMESTAMP NOT NULL
 );
+CREATE OR REPLACE VIEW `{central}.tenant_profiles_latest` AS
+SELECT * FROM `{central}.tenant_profiles` WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY version DESC, recorded_at DESC) = 1;
+CREATE OR REPLACE VIEW `{central}.tenant_subscriptions_latest` AS
+SELECT * FROM `{central}.tenant_subscriptions` WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY version DESC, recorded_at DESC) = 1;
+CREATE OR REPLACE VIEW `{central}.tenant_usage_quotas_latest` AS
+SELECT * FROM `{central}.tenant_usage_quotas` WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY tenant_id, usage_date ORDER BY version DESC, recorded_at DESC) = 1;
+CREATE OR REPLACE VIEW `{central}.tenant_pipeline_runs_latest` AS
+SELECT * FROM `{central}.tenant_pipeline_runs` WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY version DESC, recorded_at DESC) = 1;

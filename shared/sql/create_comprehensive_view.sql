@@ -1,4 +1,5 @@
--- The tenant's own view: profile, subscription limits and today's usage (zero if no row yet).
+-- The tenant's own view: profile, subscription limits and today's usage (zero if no row yet),
+-- each read from the latest row of the central copy.
 CREATE OR REPLACE VIEW `{dataset}.tenant_comprehensive_view` AS
 SELECT
   p.tenant_id,
@@ -15,7 +16,7 @@ SELECT
   COALESCE(q.pipelines_failed, 0) AS pipelines_failed_today,
   CASE WHEN COALESCE(q.pipelines_run, 0) >= s.daily_limit THEN 'EXCEEDED' ELSE 'AVAILABLE' END AS quota_status,
   ROUND(SAFE_DIVIDE(COALESCE(q.pipelines_run, 0) * 100.0, s.daily_limit), 1) AS daily_usage_percent
-FROM `{central}.tenant_profiles` AS p
-JOIN `{central}.tenant_subscriptions` AS s ON s.tenant_id = p.tenant_id
-LEFT JOIN `{central}.tenant_usage_quotas` AS q ON q.tenant_id = p.tenant_id AND q.usage_date = CURRENT_DATE()
+FROM `{central}.tenant_profiles_latest` AS p
+JOIN `{central}.tenant_subscriptions_latest` AS s ON s.tenant_id = p.tenant_id
+LEFT JOIN `{central}.tenant_usage_quotas_latest` AS q ON q.tenant_id = p.tenant_id AND q.usage_date = CURRENT_DATE()
 WHERE p.tenant_id = '{tenant_id}'

@@ -119,15 +119,17 @@ def test_sigkill_at_random_moments_loses_no_accepted_tenant_validation_or_event(
             if documents.get(PROCESSED_EVENTS, step_event_id(state, step, 1)) is None
         ]
         assert unprocessed == []
-        view_commands = view_commands_per_tenant(bus.messages(services.settings.topics.view))
+        view_commands = view_commands_per_tenant(bus.messages(services.settings.topics.step("view")))
         broken = {
             f"{tenant}: {name}"
             for tenant in accepted
-            for name, held in check_invariants(documents, warehouse, services.central, tenant, view_commands[tenant]).items()
+            for name, held in check_invariants(
+                documents, warehouse, services.central, tenant, view_commands[tenant], plans=services.plans
+            ).items()
             if not held
         }
         assert broken == set()
-        assert set(INVARIANTS) == set(check_invariants(documents, warehouse, services.central, accepted[0], 1))
+        assert set(INVARIANTS) == set(check_invariants(documents, warehouse, services.central, accepted[0], 1, plans=services.plans))
     finally:
         services.close()
     print(f"crash recovery: {KILLS} SIGKILLs survived, {len(accepted)} tenants accepted and ACTIVE, {len(validations)} validations kept")

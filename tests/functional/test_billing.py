@@ -13,6 +13,7 @@ from shared import sql
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.entrypoints.runtime import install_services
+from shared.handlers.pipeline_runs import record_pipeline_run
 from shared.services import Services, utcnow
 from tests.conftest import SEED_REQUEST, onboard_seed
 from tests.functional.billing_support import api_key_status, billing_message, lifecycle_events, post_billing, trail, view_row
@@ -69,8 +70,9 @@ def test_upgrade_changes_subscription_quota_state_and_view(client: FlaskClient, 
     overview = _overview(client, created["api_key"]).get_json()
     assert (overview["plan_name"], overview["subscription_daily_limit"], overview["subscription_monthly_limit"]) == ("SCALE", 100, 3000)
     assert overview["subscription_concurrent_limit"] == 10 and overview["daily_usage_percent"] == 1.0
+    latest_quotas = f"`{services.central}.tenant_usage_quotas_latest`"
     quota = services.warehouse.query(
-        f"SELECT daily_limit, monthly_limit, concurrent_limit FROM `{services.central}.tenant_usage_quotas` WHERE tenant_id = @tenant_id",
+        f"SELECT daily_limit, monthly_limit, concurrent_limit FROM {latest_quotas} WHERE tenant_id = @tenant_id",
         {"tenant_id": TENANT},
     )
     assert quota == [{"daily_limit": 100, "monthly_limit": 3000, "concurrent_limit": 10}]
@@ -94,10 +96,7 @@ def test_downgrade_below_current_usage_is_applied_and_shows_exceeded(client: Fla
     created = _onboard(client, platform)
     services: Services = platform.services
     for index in range(7):  # eight runs today with the onboarding validation run; STARTER allows six
-        services.warehouse.execute(
-            sql.render("record_pipeline_run", central=services.central),
-            {"run_id": f"{TENANT}.nightly.{index}", "tenant_id": TENANT, "pipeline_name": "nightly", "status": "SUCCEEDED"},
-        )
+        record_pipeline_run(services, TENANT, f"{TENANT}.nightly.{index}", "nightly", "SUCCEEDED")
     post_billing(client, billing_message("evt-down-1", TENANT, "plan_changed", 1, new_plan="STARTER"))
     _settle(platform)
 
@@ -315,16 +314,16 @@ def test_a_failure_after_the_decision_is_finished_by_the_redelivery(client: Flas
     from shared.ports import BackendUnavailable
 
     _onboard(client, platform)
-    real_write_rows = billing_handler._write_rows
+    real_append_copy = billing_handler.append_copy
     failures: list[str] = []
 
-    def flaky_write_rows(services: Services, state: Any) -> None:
+    def flaky_append_copy(services: Services, state: Any) -> None:
         if not failures:
             failures.append(state.tenant_id)
             raise BackendUnavailable("warehouse timed out")
-        real_write_rows(services, state)
+        real_append_copy(services, state)
 
-    monkeypatch.setattr(billing_handler, "_write_rows", flaky_write_rows)
+    monkeypatch.setattr(billing_handler, "append_copy", flaky_append_copy)
     post_billing(client, billing_message("evt-flaky", TENANT, "payment_failed", 1))
     _settle(platform)
 

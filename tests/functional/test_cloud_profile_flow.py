@@ -30,7 +30,10 @@ def test_the_seed_onboarding_reaches_active_on_the_profile_and_every_call_went_t
     guard = profiled_platform.services.guard
     assert guard is not None and guard.profile is not None
     counts = guard.profile.snapshot()
-    assert counts["bigquery_mutating_dml"] >= 4  # profile, subscription, usage quota, status
+    # The central tables take appends only (profile, subscription, usage quota, validation run);
+    # the one mutating DML statement is the validation row's MERGE in the tenant's own table.
+    assert counts["bigquery_append"] == 4
+    assert counts["bigquery_mutating_dml"] == 1
     assert counts["bigquery_ddl"] >= 2  # the tenant's table and view
     assert counts["cold_starts"] >= 4  # each step function started once
     assert counts["deliveries"] >= 4

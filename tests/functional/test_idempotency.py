@@ -46,10 +46,10 @@ def test_duplicated_and_reversed_deliveries_create_everything_once(manual: Servi
     bus = unwrap(manual.bus)
     assert isinstance(bus, SqliteEventBus)
 
-    prerequisite_messages = [(step, _messages(bus, getattr(settings.topics, step))[0]) for step in PREREQUISITE_STEPS]
+    prerequisite_messages = [(step, _messages(bus, settings.topics.step(step))[0]) for step in PREREQUISITE_STEPS]
     for step, message in reversed(prerequisite_messages):
         _deliver(step, message)
-    view_messages = _messages(bus, settings.topics.view)
+    view_messages = _messages(bus, settings.topics.step("view"))
     assert len(view_messages) == 1, "the view step is published exactly once"
     _deliver("view", view_messages[0])
     for step, message in prerequisite_messages:  # late duplicates after the tenant is ACTIVE
@@ -67,7 +67,7 @@ def test_duplicated_and_reversed_deliveries_create_everything_once(manual: Servi
         "api_keys": 1,
         "datasets": 1,
     }
-    assert len(_messages(bus, settings.topics.view)) == 1
+    assert len(_messages(bus, settings.topics.step("view"))) == 1
 
 
 def test_a_republished_step_with_a_new_transport_id_is_deduplicated(manual: Services, settings: Settings) -> None:
@@ -76,7 +76,7 @@ def test_a_republished_step_with_a_new_transport_id_is_deduplicated(manual: Serv
     client.post("/api/v1/tenants/onboard", json=SEED_REQUEST)
     bus = unwrap(manual.bus)
     assert isinstance(bus, SqliteEventBus)
-    message = _messages(bus, settings.topics.subscription)[0]
+    message = _messages(bus, settings.topics.step("subscription"))[0]
     _deliver("subscription", message, times=1)
     republished = ReceivedMessage("another-transport-id", message.topic, "manual", message.data, message.attributes, time.time(), 1)
     _deliver("subscription", republished, times=1)

@@ -6,15 +6,20 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from cloudevents.http import CloudEvent
 
 from functions.local import create_app
 from functions.steps import STRANDED_AFTER, reconcile_steps
+from schemas.events import StepRequested
 from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services
 from shared.config import Settings
+from shared.domain.steps import dependents_of, root_steps
 from shared.entrypoints.runtime import install_services
+from shared.handlers.steps import handle_step
+from shared.handlers.tenant_store import load_tenant
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.ports import BackendUnavailable
 from shared.services import OUTBOX, Services, utcnow
@@ -29,7 +34,9 @@ SCHEDULER_EVENT = CloudEvent(
 def _step_commands(bus: SqliteEventBus, services: Services) -> list[str]:
     topics = services.settings.topics
     return sorted(
-        json.loads(data)["event_id"] for topic in (topics.subscription, topics.quota, topics.dataset) for data, _ in bus.messages(topic)
+        json.loads(data)["event_id"]
+        for topic in (topics.step("subscription"), topics.step("quota"), topics.step("dataset"))
+        for data, _ in bus.messages(topic)
     )
 
 
@@ -58,6 +65,45 @@ def test_stranded_steps_are_published_from_the_outbox_once_stale_and_only_once(m
     assert len(first) == 3 and len(set(first)) == 3
     reconcile_steps(SCHEDULER_EVENT)
     assert _step_commands(bus, manual) == first, "a relayed entry leaves the outbox"
+
+
+def test_a_released_step_is_staged_with_the_completion_and_relayed_after_an_outage(manual: Services, monkeypatch: Any) -> None:
+    """The fan-in writes the released step's command to the outbox in the completing transaction: an outage leaves it there, not lost."""
+    client = create_app().test_client()
+    client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
+    assert client.post("/api/v1/tenants/onboard", json=SEED_REQUEST).status_code == 202
+    bus = unwrap(manual.bus)
+    assert isinstance(bus, SqliteEventBus)
+    topics = manual.settings.topics
+    roots = [StepRequested.model_validate_json(data) for step in root_steps() for data, _ in bus.messages(topics.step(step))]
+    assert sorted(command.step for command in roots) == sorted(root_steps())
+    for command in roots[:-1]:
+        assert handle_step(command, manual) == "done"
+    assert list(manual.documents.scan(OUTBOX, "created_at")) == []
+
+    def outage(topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        raise BackendUnavailable("bus outage")
+
+    monkeypatch.setattr(bus, "publish", outage)
+    with pytest.raises(BackendUnavailable):
+        handle_step(roots[-1], manual)  # committed; the failure gets the message redelivered
+    monkeypatch.undo()
+    state = load_tenant(manual, roots[0].tenant_id)
+    assert state is not None and state.steps[roots[-1].step].status == "DONE"
+    released = dependents_of(roots[-1].step)
+    assert released == ("view",)
+    assert bus.messages(topics.step("view")) == []
+    staged = [StepRequested.model_validate_json(str(entry["command"])) for _, entry in manual.documents.scan(OUTBOX, "created_at")]
+    assert [command.step for command in staged] == ["view"]
+
+    manual.clock = lambda: utcnow() + STRANDED_AFTER + timedelta(seconds=1)
+    reconcile_steps(SCHEDULER_EVENT)
+    assert list(manual.documents.scan(OUTBOX, "created_at")) == []
+    published = [StepRequested.model_validate_json(data) for data, _ in bus.messages(topics.step("view"))]
+    assert [command.event_id for command in published] == [staged[0].event_id]
+    assert handle_step(published[0], manual) == "done"
+    state = load_tenant(manual, roots[0].tenant_id)
+    assert state is not None and state.status == "ACTIVE"
 
 
 def test_finding10_many_restarts_do_not_pile_up_step_commands(settings: Settings) -> None:

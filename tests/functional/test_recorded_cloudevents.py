@@ -44,8 +44,16 @@ def test_a_recorded_push_runs_the_quota_step_once(recording: str, onboarded: Ser
     state = onboarded.documents.get(TENANTS, "customer_123")
     assert state is not None and state["steps"]["quota"]["status"] == "DONE"
     assert onboarded.documents.get(PROCESSED_EVENTS, "customer_123.quota.1") is not None
+    # The quota is recorded in Firestore (its system of record), once; the copy follows activation.
+    assert state["quota"] == {
+        "usage_date": onboarded.clock().date().isoformat(),
+        "pipelines_run": 0,
+        "pipelines_succeeded": 0,
+        "pipelines_failed": 0,
+    }
+    assert state["steps"]["quota"]["attempts"] == 1
     [counts] = onboarded.warehouse.query(sql.render("count_tenant_rows", central=onboarded.central), {"tenant_id": "customer_123"})
-    assert counts["quotas"] == 1
+    assert counts["quotas"] == 0
 
 
 def test_the_recordings_carry_the_topic_and_our_attributes() -> None:

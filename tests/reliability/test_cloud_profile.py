@@ -178,6 +178,8 @@ class _CountingWarehouse(Warehouse):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self.executed += 1
 
+    def append_rows(self, dataset: str, table: str, rows: list[dict[str, Any]]) -> None: ...
+
     def dataset_exists(self, dataset: str) -> bool:
         return True
 

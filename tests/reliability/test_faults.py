@@ -67,6 +67,9 @@ class _CountingWarehouse(Warehouse):
     def execute(self, sql: str, params: dict[str, object] | None = None) -> None:
         return None
 
+    def append_rows(self, dataset: str, table: str, rows: list[dict[str, object]]) -> None:
+        return None
+
     def dataset_exists(self, dataset: str) -> bool:
         return False
 

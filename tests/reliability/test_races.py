@@ -82,15 +82,15 @@ def test_concurrent_step_completions_lose_no_update_and_release_the_view_once(se
         assert isinstance(bus, SqliteEventBus)
         deliveries = []
         for step in PREREQUISITE_STEPS:
-            data, attributes = bus.messages(getattr(services.settings.topics, step))[0]
-            message = ReceivedMessage(f"m-{step}", getattr(services.settings.topics, step), "race", data, attributes, 0.0, 1)
+            data, attributes = bus.messages(services.settings.topics.step(step))[0]
+            message = ReceivedMessage(f"m-{step}", services.settings.topics.step(step), "race", data, attributes, 0.0, 1)
             deliveries += [(step, message)] * 3  # each prerequisite delivered three times at once
         _concurrently(len(deliveries), lambda index: entry_point(f"step_{deliveries[index][0]}")(as_cloud_event(deliveries[index][1])))
         state = services.documents.get("tenants", "customer_123")
         assert state is not None
         assert {name: state["steps"][name]["status"] for name in PREREQUISITE_STEPS} == dict.fromkeys(PREREQUISITE_STEPS, "DONE")
         assert state["steps"]["view"]["status"] == "PENDING"
-        view_ids = {json.loads(data)["event_id"] for data, _ in bus.messages(services.settings.topics.view)}
+        view_ids = {json.loads(data)["event_id"] for data, _ in bus.messages(services.settings.topics.step("view"))}
         assert view_ids == {step_event_id(TenantState.model_validate(state), "view", 1)}
     finally:
         install_services(None)

@@ -60,7 +60,7 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
         # --- the bus, played by hand -------------------------------------------------------
         def _collect(self) -> None:
             for step in ALL_STEPS:
-                mine = [(d, a) for d, a in bus.messages(getattr(services.settings.topics, step)) if a.get("tenant_id") == self.tenant]
+                mine = [(d, a) for d, a in bus.messages(services.settings.topics.step(step)) if a.get("tenant_id") == self.tenant]
                 fresh = [(step, data, attributes) for data, attributes in mine[self.taken[step] :]]
                 self.queue += fresh
                 self.history += fresh
@@ -162,7 +162,7 @@ def _machine(services: Services) -> type[RuleBasedStateMachine]:
             return {key: int(value) for key, value in counts.items()}
 
         def _view_event_ids(self) -> set[str]:
-            published = bus.messages(services.settings.topics.view)
+            published = bus.messages(services.settings.topics.step("view"))
             return {json.loads(data)["event_id"] for data, a in published if a.get("tenant_id") == self.tenant}
 
         @invariant()

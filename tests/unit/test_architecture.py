@@ -43,6 +43,7 @@ def test_function_modules_hold_no_sql_and_no_adapter() -> None:
 
 # Handler modules that serve several handlers: the floor below the command and event handlers.
 HANDLER_FLOOR = {
+    "analytics_copy",
     "checks",
     "dead_letter_store",
     "lifecycle",

@@ -53,10 +53,10 @@ def test_only_the_last_prerequisite_releases_the_view() -> None:
     for step in ("dataset", "subscription", "quota"):
         state, released = transitions.complete_step(state, step, "now")
         releases.append(released)
-    assert releases == [False, False, True]
+    assert releases == [[], [], ["view"]]
     assert state.steps["view"].status == "PENDING"
     _again, released = transitions.complete_step(state, "quota", "now")
-    assert released is False
+    assert released == []
 
 
 def test_view_completion_activates_and_failure_fails_the_tenant() -> None:

@@ -76,12 +76,11 @@ def _table(name: str) -> Resource:
 
 
 def test_a_merge_reads_and_writes_its_target_and_reads_its_sources() -> None:
-    found = _job(sql.render("upsert_usage_quota", central=CENTRAL))
+    found = _job(sql.render("upsert_validation_row", dataset=TENANT))
     assert found == {
         Access("bigquery.jobs.create", Resource("project")),
-        Access("bigquery.tables.getData", _table(f"{CENTRAL}.tenant_usage_quotas")),
-        Access("bigquery.tables.updateData", _table(f"{CENTRAL}.tenant_usage_quotas")),
-        Access("bigquery.tables.getData", _table(f"{CENTRAL}.tenant_pipeline_runs")),
+        Access("bigquery.tables.getData", _table(f"{TENANT}.onboarding_validation_test")),
+        Access("bigquery.tables.updateData", _table(f"{TENANT}.onboarding_validation_test")),
     }
 
 
@@ -94,9 +93,9 @@ def test_a_view_is_created_in_its_dataset_and_reading_it_reads_the_tables_behind
     read = _job(sql.render("read_comprehensive_view", dataset=TENANT), context)
     assert {access.resource.name for access in read if access.permission == "bigquery.tables.getData"} == {
         f"{TENANT}.tenant_comprehensive_view",
-        f"{CENTRAL}.tenant_profiles",
-        f"{CENTRAL}.tenant_subscriptions",
-        f"{CENTRAL}.tenant_usage_quotas",
+        f"{CENTRAL}.tenant_profiles_latest",  # the latest-row views over the copy, made by the bootstrap
+        f"{CENTRAL}.tenant_subscriptions_latest",
+        f"{CENTRAL}.tenant_usage_quotas_latest",
     }
 
 

@@ -5,6 +5,7 @@ A BigQuery dataset is a DuckDB schema; `dataset.table` names carry over unchange
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from shared.ports import BackendUnavailable, Row, TransactionConflict, Warehouse
+from shared.ports import BackendError, BackendUnavailable, NotFound, Row, TransactionConflict, Warehouse
 
 _BIGQUERY_TYPES = {
     "VARCHAR": "STRING",
@@ -76,10 +78,15 @@ class _Watchdog:
     def limit(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[set[int]]:
         """Interrupt `cursor` if the block is still running after `seconds`."""
         token = next(self._tokens)
+        due = time.monotonic() + seconds
         with self._cond:
             self._live.add(token)
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token, cursor))
-            self._cond.notify()
+            # Wake the thread only for a deadline earlier than the one it waits for (statements
+            # share one timeout, so that is rare): a wake-up per statement costs a thread switch.
+            earliest = not self._heap or due < self._heap[0][0]
+            heapq.heappush(self._heap, (due, token, cursor))
+            if earliest:
+                self._cond.notify()
         try:
             yield {token}
         finally:
@@ -117,6 +124,17 @@ class _Watchdog:
             self._cond.notify()
 
 
+@dataclass
+class _Append:
+    """Rows waiting for the next group commit, and how it went for them."""
+
+    dataset: str
+    table: str
+    rows: list[Row]
+    done: bool = False
+    error: BackendError | None = None
+
+
 class DuckdbWarehouse(Warehouse):
     """One DuckDB database file per process; writes are serialized, reads run in parallel.
 
@@ -142,6 +160,8 @@ class DuckdbWarehouse(Warehouse):
         self._cursors_lock = threading.Lock()
         self._timeout = timeout_seconds
         self._watchdog = _Watchdog()
+        self._appends: list[_Append] = []
+        self._appends_lock = threading.Lock()
 
     @staticmethod
     def _open(path: Path, open_timeout_seconds: float) -> duckdb.DuckDBPyConnection:
@@ -222,10 +242,78 @@ class DuckdbWarehouse(Warehouse):
         with self._writing(), self._using():
             self._run(sql, params)
 
+    def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
+        """Appends from many threads share commits: whoever gets the write lock first writes every
+        append queued by then in one transaction (a group commit), and each caller returns once
+        its own rows are committed.
+        """
+        if not rows:
+            return
+        pending = _Append(dataset, table, rows)
+        with self._appends_lock:
+            self._appends.append(pending)
+        with self._writing():
+            if not pending.done:
+                with self._appends_lock:
+                    batch, self._appends = self._appends, []
+                with self._using():
+                    self._write_appends(batch)
+        if pending.error is not None:
+            raise pending.error
+
+    def _write_appends(self, batch: list[_Append]) -> None:
+        cursor = self._cursor()
+        try:
+            self._insert(cursor, batch, in_transaction=True)
+        except BackendError:
+            for append in batch:  # one bad append must not fail the others: each on its own
+                try:
+                    self._insert(cursor, [append], in_transaction=False)
+                except BackendError as error:
+                    append.error = error
+        for append in batch:
+            append.done = True
+
+    def _insert(self, cursor: duckdb.DuckDBPyConnection, batch: list[_Append], *, in_transaction: bool) -> None:
+        with self._watchdog.limit(cursor, self._timeout) as token:
+            try:
+                if in_transaction:
+                    cursor.execute("BEGIN TRANSACTION")
+                for append in batch:
+                    columns = list(append.rows[0])
+                    names = ", ".join(f'"{_identifier(column)}"' for column in columns)
+                    placeholders = ", ".join("?" for _ in columns)
+                    statement = (
+                        f'INSERT INTO "{_identifier(append.dataset)}"."{_identifier(append.table)}" ({names}) VALUES ({placeholders})'
+                    )
+                    cursor.executemany(statement, [[row[column] for column in columns] for row in append.rows])
+                if in_transaction:
+                    cursor.execute("COMMIT")
+            except duckdb.Error as error:
+                if in_transaction:
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
+                if isinstance(error, duckdb.InterruptException):
+                    reason = f"exceeded its {self._timeout:g}s deadline" if self._watchdog.fired(token) else "interrupted"
+                    raise BackendUnavailable(f"warehouse append {reason}") from error
+                if isinstance(error, duckdb.CatalogException):
+                    raise NotFound(str(error)) from error
+                if isinstance(error, duckdb.IOException | duckdb.TransactionException):
+                    raise BackendUnavailable(str(error)) from error
+                raise BackendError(f"warehouse append refused: {error}") from error
+
     def dataset_exists(self, dataset: str) -> bool:
+        # Naming the schema looks it up (case-insensitively, as DuckDB resolves names); a query on
+        # duckdb_schemas() would list every tenant's schema first, on each call.
         with self._using():
-            rows = self._cursor().execute("SELECT 1 FROM duckdb_schemas() WHERE lower(schema_name) = lower(?)", [dataset])
-            return rows.fetchone() is not None
+            cursor = self._cursor()
+            try:
+                cursor.execute(f"SET schema = '{_identifier(dataset)}'")
+            except duckdb.CatalogException:
+                return False
+            finally:
+                cursor.execute("SET schema = 'main'")
+            return True
 
     def create_dataset(self, dataset: str) -> bool:
         with self._writing():
@@ -284,19 +372,13 @@ class DuckdbWarehouse(Warehouse):
             cursor.close()
 
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
-        with self._using():
-            rows = (
-                self._cursor()
-                .execute(
-                    "SELECT column_name, data_type FROM duckdb_columns() "
-                    "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?) ORDER BY column_index",
-                    [dataset, table],
-                )
-                .fetchall()
-            )
-        if not rows:
+        # DESCRIBE looks the one table up; duckdb_columns() would list every tenant's columns first.
+        try:
+            with self._using():
+                rows = self._cursor().execute(f'DESCRIBE "{_identifier(dataset)}"."{_identifier(table)}"').fetchall()
+        except duckdb.CatalogException:
             return None
-        return {str(name): _bigquery_type(str(kind)) for name, kind in rows}
+        return {str(row[0]): _bigquery_type(str(row[1])) for row in rows}
 
     def close(self) -> None:
         self._watchdog.close()

@@ -215,7 +215,11 @@ PURGE_SCHEDULE='30 3 * * *'
 TOPIC_RECONCILE=tenant-reconcile
 RECONCILE_JOB=tenant-reconcile-every-5-minutes
 RECONCILE_SCHEDULE='*/5 * * * *'
-TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE")
+# Every hour the sweeper deletes records past their expire_at (Firestore's TTL policies do it within about a day).
+TOPIC_SWEEP=records-sweep
+SWEEP_JOB=records-sweep-hourly
+SWEEP_SCHEDULE='17 * * * *'
+TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE" "$TOPIC_SWEEP")
 
 # Deleting a dataset with its tables needs bigquery.datasets.delete and bigquery.tables.delete
 # (https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets); no predefined role short of
@@ -261,7 +265,7 @@ HTTP_FUNCTIONS=()
 for line in "${HTTP_TABLE[@]}"; do
   HTTP_FUNCTIONS+=("${line%% *}")
 done
-EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired reconcile_steps)
+EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired reconcile_steps sweep_expired_records)
 
 # Service account ids: 6-30 characters, lowercase, digits and hyphens.
 sa_email() {
@@ -320,6 +324,31 @@ done
 note "Firestore (native mode) in $REGION"
 exists gcloud firestore databases describe --database='(default)' --project="$PROJECT" ||
   run gcloud firestore databases create --database='(default)' --location="$REGION" --type=firestore-native --project="$PROJECT"
+
+# Records with a lifetime carry expire_at (a timestamp); a TTL policy per collection group deletes them,
+# "typically within 24 hours after" it passes: https://cloud.google.com/firestore/docs/ttl
+TTL_COLLECTIONS=(validations latest_validations processed_events dead_letters idempotency_keys)
+note "Firestore TTL policies on expire_at: ${TTL_COLLECTIONS[*]}"
+for group in "${TTL_COLLECTIONS[@]}"; do
+  run gcloud firestore fields ttls update expire_at --collection-group="$group" --enable-ttl --async --project="$PROJECT"
+done
+
+# The paged list queries filter on one field and order by another: each needs a composite index.
+# https://cloud.google.com/firestore/docs/query-data/index-overview#composite_indexes
+# Its id is the server's, so there is no describe by name: the list of the collection group says.
+firestore_index() {
+  local group=$1 filter=$2 field=$3 order=$4 existing
+  existing=$(lookup '' gcloud firestore indexes composite list \
+    --filter="name:collectionGroups/$group/ AND fields.fieldPath=$filter AND fields.fieldPath=$field" --format='value(name)' --project="$PROJECT")
+  [[ -n $existing ]] && return 0
+  run gcloud firestore indexes composite create --collection-group="$group" --query-scope=collection \
+    --field-config="field-path=$filter,order=ascending" --field-config="field-path=$field,order=$order" --async --project="$PROJECT"
+}
+note "Firestore composite indexes for the paged queries"
+firestore_index dead_letters tenant_id dead_lettered_at descending
+firestore_index dead_letters status dead_lettered_at descending
+firestore_index tenant_events tenant_id occurred_at ascending
+firestore_index tenants status updated_at ascending
 
 note "Cloud KMS key for API keys (symmetric, rotated every $ROTATION_PERIOD)"
 exists gcloud kms keyrings describe "$KEY_RING" --location="$REGION" --project="$PROJECT" ||
@@ -442,9 +471,11 @@ grant billing_dead_letter datastore.user
 # purge_expired: as purge_expired_http (PURGE_GRANTS).
 read -ra specs <<<"$PURGE_GRANTS"
 grant purge_expired "${specs[@]}"
-# reconcile_steps: finds provisioning tenants; republishes their stranded steps.
+# reconcile_steps: the outbox relay; publishes the step commands left in the outbox and deletes them.
 read -ra specs <<<"$STEP_PUBLISHERS"
-grant reconcile_steps datastore.viewer "${specs[@]}"
+grant reconcile_steps datastore.user "${specs[@]}"
+# sweep_expired_records: deletes documents past their expire_at.
+grant sweep_expired_records datastore.user
 # Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.
 grant build cloudbuild.builds.builder
 # Push deliveries carry an OIDC token of the trigger account, minted by the Pub/Sub service agent.
@@ -569,6 +600,12 @@ deploy_function reconcile_steps reconcile_steps reconcile_steps --trigger-topic=
   --trigger-service-account="$TRIGGER_SA" --timeout=300s
 wire_event_function reconcile_steps
 schedule_topic "$RECONCILE_JOB" "$RECONCILE_SCHEDULE" "$TOPIC_RECONCILE" "Republish provisioning steps stranded by a crash"
+
+note "sweeper: sweep_expired_records on $TOPIC_SWEEP, published every hour by Cloud Scheduler"
+deploy_function sweep_expired_records sweep_expired_records sweep_expired_records --trigger-topic="$TOPIC_SWEEP" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=540s
+wire_event_function sweep_expired_records
+schedule_topic "$SWEEP_JOB" "$SWEEP_SCHEDULE" "$TOPIC_SWEEP" "Delete records past their expire_at"
 
 if ((DRY_RUN)); then
   note "dry run finished: nothing was created"

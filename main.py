@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         billing_events_http,
         purge_expired,
         purge_expired_http,
+        sweep_expired_records,
         tenant_events_http,
     )
     from functions.steps import reconcile_steps, step_dead_letter
@@ -33,6 +34,7 @@ _BY_MODULE = {
         "billing_events_http",
         "purge_expired",
         "purge_expired_http",
+        "sweep_expired_records",
         "tenant_events_http",
     ),
     "functions.steps": ("reconcile_steps", "step_dead_letter"),
@@ -52,6 +54,7 @@ __all__ = [
     "reconcile_steps",
     "retry_tenant_steps",
     "step_dead_letter",
+    "sweep_expired_records",
     "tenant_events_http",
     "tenant_overview",
     "tenant_status",

@@ -82,7 +82,15 @@ def _retry(request: flask.Request, tenant_id: str) -> flask.Response:
 
 def _dead_letters(request: flask.Request) -> flask.Response:
     args = request.args
-    return json_response(list_dead_letters(get_services(), status=args.get("status"), tenant_id=args.get("tenant_id")))
+    return json_response(
+        list_dead_letters(
+            get_services(),
+            status=args.get("status"),
+            tenant_id=args.get("tenant_id"),
+            limit=args.get("limit"),
+            page_token=args.get("page_token"),
+        )
+    )
 
 
 def _openapi(request: flask.Request) -> flask.Response:

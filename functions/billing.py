@@ -16,6 +16,7 @@ from shared.handlers.billing import handle_billing_dead_letter, handle_billing_e
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.publishing import publish_event
 from shared.handlers.purge import purge_expired_tenants
+from shared.handlers.sweep import sweep_expired
 from shared.logging_setup import log_context
 
 
@@ -34,7 +35,8 @@ def _publish_billing_event(request: flask.Request) -> flask.Response:
 
 
 def _tenant_events(request: flask.Request, tenant_id: str) -> flask.Response:
-    return json_response(tenant_events(tenant_id, get_services()))
+    args = request.args
+    return json_response(tenant_events(tenant_id, get_services(), limit=args.get("limit"), page_token=args.get("page_token")))
 
 
 def _purge(request: flask.Request) -> flask.Response:
@@ -77,3 +79,9 @@ def billing_dead_letter(cloud_event: CloudEvent) -> None:
 def purge_expired(cloud_event: CloudEvent) -> None:
     """Cloud Scheduler (through Pub/Sub): purge offboarded tenants past their retention."""
     purge_expired_tenants(get_services())
+
+
+@functions_framework.cloud_event
+def sweep_expired_records(cloud_event: CloudEvent) -> None:
+    """Cloud Scheduler (through Pub/Sub): delete records past their `expire_at` sooner than Firestore's TTL does."""
+    sweep_expired(get_services())

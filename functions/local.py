@@ -1,8 +1,8 @@
 """Local platform: every HTTP function on one port, every event function on the embedded bus.
 
 `python -m functions.local` (what `make run` does) bootstraps the central tables, wires the
-step functions as push subscribers of the embedded bus, republishes steps a crash may have
-stranded, and serves http://127.0.0.1:$PORT.
+step functions as push subscribers of the embedded bus, relays the step commands a crash left
+in the outbox, sweeps expired records periodically, and serves http://127.0.0.1:$PORT.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from shared.entrypoints.http import http_error
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.reconcile import reconcile
+from shared.handlers.sweep import sweep_expired
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.logging_setup import configure_logging
 from shared.services import Services
@@ -119,9 +120,10 @@ class LocalPlatform:
         self._reconcile_every = reconcile_every
         self._stopping = threading.Event()
         self._reconciler: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bootstrap tables, wire subscribers, heal stranded steps, start workers."""
+        """Bootstrap tables, wire subscribers, relay what the outbox still holds, start workers and the sweeper."""
         install_services(self.services)
         ensure_central_tables(self.services.warehouse, self.services.central)
         wire_event_functions(self.services, self.bus)
@@ -129,6 +131,16 @@ class LocalPlatform:
         self.bus.start()
         self._reconciler = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
         self._reconciler.start()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+        self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        """What Cloud Scheduler and sweep_expired_records do on Google Cloud (besides Firestore's TTL policies)."""
+        while not self._stopping.wait(self.services.settings.lifetimes.sweep_every_seconds):
+            try:
+                sweep_expired(self.services)
+            except Exception:
+                logger.exception("sweep failed")
 
     def _reconcile_loop(self) -> None:
         stale_after = timedelta(seconds=max(self._reconcile_every, self.services.settings.event_bus.ack_deadline_seconds * 2))
@@ -141,6 +153,9 @@ class LocalPlatform:
     def stop(self) -> None:
         """Stop workers and close the backends."""
         self._stopping.set()
+        for thread in (self._reconciler, self._sweeper):
+            if thread is not None:
+                thread.join(10)
         self.bus.stop()
         install_services(None)
         self.services.close()

@@ -178,6 +178,7 @@ class DeadLetterEntry(Contract):
     event_id: str | None = None
     payload_preview: str
     dead_lettered_at: str
+    expire_at: str | None = Field(default=None, description="When a resolved (RETRIED) dead letter is deleted; none while OPEN.")
 
 
 class DeadLetterList(Contract):
@@ -185,6 +186,7 @@ class DeadLetterList(Contract):
 
     count: int
     dead_letters: list[DeadLetterEntry]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
 
 
 class BillingEventAccepted(Contract):
@@ -197,22 +199,26 @@ class BillingEventAccepted(Contract):
 
 
 class TenantEventRecord(Part):
-    """One entry of a tenant's audit trail: what arrived and what was done with it."""
+    """One entry of a tenant's audit trail: what arrived and what was done with it.
+
+    Once the tenant is purged its entries keep only ids, event types and times (`redacted`).
+    """
 
     event_id: str
     tenant_id: str
     type: str
     new_plan: str | None = None
     occurred_at: str
-    source: str
-    outcome: Literal["applied", "ignored", "refused"]
-    detail: str
-    status_before: str
-    status_after: str
-    plan_before: str
-    plan_after: str
+    source: str | None = None
+    outcome: Literal["applied", "ignored", "refused"] | None = None
+    detail: str | None = None
+    status_before: str | None = None
+    status_after: str | None = None
+    plan_before: str | None = None
+    plan_after: str | None = None
     lifecycle_event: str | None = None
     recorded_at: str
+    redacted: bool = False
 
 
 class TenantEventsResponse(Contract):
@@ -221,6 +227,7 @@ class TenantEventsResponse(Contract):
     tenant_id: str
     count: int
     events: list[TenantEventRecord]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
 
 
 class PurgeResponse(Contract):

@@ -13,13 +13,16 @@ import json
 import logging
 import random
 import secrets
+import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +31,14 @@ from werkzeug.serving import make_server
 
 from functions.local import LocalPlatform
 from shared import sql
+from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
 from shared.adapters.guarded import unwrap
 from shared.bootstrap import build_embedded_services, load_settings
 from shared.domain.plans import PlanCatalog
 from shared.domain.tenant import TenantState
 from shared.handlers.analytics_copy import copy_differences
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
+from shared.handlers.sweep import sweep_expired
 from shared.ports import DocumentStore, Warehouse
 from shared.services import API_KEYS, TENANTS
 
@@ -70,6 +75,7 @@ class ChaosReport:
     client: Counter[str] = field(default_factory=Counter)
     held: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +104,7 @@ class ChaosReport:
         ]
         rows += [f"  {name:<36}{self.held[name]}/{self.tenants}" for name in INVARIANTS]
         rows += [f"  VIOLATION {violation}" for violation in self.violations[:20]]
+        rows += self.stores
         rows.append("RESULT: every invariant held" if self.ok else "RESULT: invariants violated")
         return rows
 
@@ -261,8 +268,56 @@ def run_chaos(
     report.bus = platform.bus.stats.snapshot()
     report.calls = services.guard.snapshot() if services.guard else {}
     report.injected = services.faults.snapshot() if services.faults else {}
+    report.stores = store_sizes_through_sweeps(platform)
     platform.stop()
     return report
+
+
+def collection_sizes(documents_file: Path) -> dict[str, tuple[int, int]]:
+    """Documents and bytes of JSON per collection, read straight from the embedded store's file."""
+    with closing(sqlite3.connect(documents_file)) as conn:
+        rows = conn.execute("SELECT collection, COUNT(*), SUM(LENGTH(data)) FROM documents GROUP BY collection").fetchall()
+    return {str(name): (int(count), int(size or 0)) for name, count, size in rows}
+
+
+def store_sizes_through_sweeps(platform: LocalPlatform) -> list[str]:
+    """Store sizes after the run, after a sweep now, and after a sweep once every lifetime has passed."""
+    # The sweeps go past the fault injection: what is measured is what they leave, not how they cope.
+    documents, bus = unwrap(platform.services.documents), platform.bus
+    assert isinstance(documents, SqliteDocumentStore)
+    services = replace(platform.services, documents=documents, bus=bus, guard=None, faults=None)
+    documents_file = services.settings.data_dir / "documents.db"
+    longest = max(
+        services.settings.lifetimes.validations,
+        services.settings.lifetimes.processed_events,
+        services.settings.lifetimes.resolved_dead_letters,
+        services.settings.lifetimes.delivered_messages,
+    )
+
+    def sizes(label: str) -> list[str]:
+        collections = collection_sizes(documents_file)
+        files = sum(path.stat().st_size for path in services.settings.data_dir.rglob("*") if path.is_file())
+        counts = ", ".join(f"{name} {count}" for name, (count, _) in sorted(collections.items()))
+        document_bytes = sum(size for _, size in collections.values())
+        bus_sizes = ", ".join(f"{name} {count}" for name, count in bus.store_sizes().items())
+        return [
+            f"stores {label}:",
+            f"  documents: {counts} ({document_bytes / 1e6:.1f} MB of JSON)",
+            f"  bus: {bus_sizes}",
+            f"  data dir: {files / 1e6:.1f} MB",
+        ]
+
+    lines = sizes("after the run")
+    swept = sweep_expired(services)
+    lines += sizes(f"after a sweep now ({swept.total} deleted)")
+    real_clock = services.clock
+    services.clock = lambda: real_clock() + longest + timedelta(minutes=1)
+    try:
+        swept = sweep_expired(services)
+    finally:
+        services.clock = real_clock
+    lines += sizes(f"after a sweep {longest.days + 1} days on, every lifetime over ({swept.total} deleted)")
+    return lines
 
 
 def main() -> None:

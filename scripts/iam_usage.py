@@ -31,8 +31,9 @@ from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.ports import EXPIRE_AT
 from shared.ports.permissions import Access
-from shared.services import Services
+from shared.services import VALIDATIONS, Services
 
 # deploy.sh sets --max-delivery-attempts to this (Pub/Sub accepts 5 to 100).
 MAX_DELIVERIES = 5
@@ -233,6 +234,7 @@ class Exercise:
             self._billing()
             self._reconcile()
             self._purge()
+            self._sweep()
         finally:
             install_services(None)
         stray = self.recorder.used.get(UNATTRIBUTED)
@@ -330,15 +332,26 @@ class Exercise:
         http("tenant_events_http", "GET /api/v1/tenants/iam_nobody/events", 404)
 
     def _reconcile(self) -> None:
-        # iam_stranded lost all three step commands; iam_stranded_view lost only its view command.
-        self.onboard("iam_stranded")
+        # A crash between a commit and its publish, modelled as a bus outage at that moment: the
+        # commands stay in the outbox. iam_stranded keeps its root step commands there;
+        # iam_stranded_view only its view command, released by its last prerequisite.
+        body = self.request("iam_stranded")
+        assert self.http("dryrun", "POST /api/v1/tenants/dryrun", 200, body)["ready_for_onboarding"]
+        with self._outage("bus"):
+            self.http("onboard_tenant", "POST /api/v1/tenants/onboard", 202, body)
         self.onboard("iam_stranded_view")
-        view_topic = self.topics.step("view")
-        self.deliver(drop=lambda message: message[2].get("tenant_id") == "iam_stranded" or message[0] == view_topic)
+        with self._outage("bus"):
+            self.deliver()
         self.clock.advance(timedelta(minutes=20))
         self.scheduled("reconcile_steps", "tenant-reconcile")
         self.deliver()
         assert self.status("iam_stranded") == self.status("iam_stranded_view") == "ACTIVE"
+
+    def _sweep(self) -> None:
+        # Every lifetime over: the scheduled sweep deletes what carries an expire_at that has passed.
+        self.clock.advance(timedelta(days=40))
+        self.scheduled("sweep_expired_records", "records-sweep")
+        assert not list(self.base.documents.scan(VALIDATIONS, EXPIRE_AT))
 
     def _purge(self) -> None:
         http = self.http

@@ -133,8 +133,9 @@ def build_embedded_services(settings: Settings) -> Services:
     from shared.adapters.embedded.local_key_manager import LocalKeyManager
     from shared.adapters.embedded.sqlite_document_store import SqliteDocumentStore
     from shared.adapters.embedded.sqlite_event_bus import SqliteEventBus
+    from shared.adapters.embedded.sqlite_support import private_data_dir
 
-    data_dir = settings.data_dir
+    data_dir = private_data_dir(settings.data_dir)
     faults = injector_for(settings)
     profile = profile_for(settings)
     keys = LocalKeyManager(data_dir / "local-kms.key", production=settings.production)

@@ -6,6 +6,7 @@ The files are read by `shared.bootstrap`; this module only declares and validate
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +98,43 @@ class AuthSettings(_Strict):
     public_base_url: str = Field(default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")
 
 
+# Pub/Sub keeps a message at most 31 days (topic or subscription retention), and a subscription
+# can seek back and replay that far: a processed marker must outlive it, or a replay runs twice.
+# https://cloud.google.com/pubsub/docs/subscription-properties#message-retention-duration
+PUBSUB_MAX_RETENTION_DAYS = 31
+
+
+class LifetimeSettings(_Strict):
+    """How long records live before the sweeper (and, on Google Cloud, Firestore's TTL policies) delete them."""
+
+    validations_days: float = Field(default=30, gt=0)
+    processed_events_days: float = Field(default=35, gt=PUBSUB_MAX_RETENTION_DAYS)
+    resolved_dead_letters_days: float = Field(default=30, gt=0)
+    delivered_messages_hours: float = Field(default=24, gt=0)
+    sweep_every_seconds: float = Field(default=300, gt=0)
+    sweep_batch: int = Field(default=500, ge=1, le=10_000)
+
+    @property
+    def validations(self) -> timedelta:
+        """Lifetime of a validation record (its dry run's own expiry is shorter)."""
+        return timedelta(days=self.validations_days)
+
+    @property
+    def processed_events(self) -> timedelta:
+        """Lifetime of a processed-event marker."""
+        return timedelta(days=self.processed_events_days)
+
+    @property
+    def resolved_dead_letters(self) -> timedelta:
+        """Lifetime of a dead letter once it was retried."""
+        return timedelta(days=self.resolved_dead_letters_days)
+
+    @property
+    def delivered_messages(self) -> timedelta:
+        """How long the embedded bus keeps a message every subscription has settled."""
+        return timedelta(hours=self.delivered_messages_hours)
+
+
 class CloudProfileSettings(_Strict):
     """A Google Cloud behaviour profile for the embedded backends (latency, quotas, contention), see shared/cloud_profile.py."""
 
@@ -121,6 +159,7 @@ class Settings(_Strict):
     calls: CallSettings = CallSettings()
     auth: AuthSettings = AuthSettings()
     billing: BillingSettings = BillingSettings()
+    lifetimes: LifetimeSettings = LifetimeSettings()
     cloud_profile: CloudProfileSettings = CloudProfileSettings()
 
     @property
@@ -152,6 +191,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
     "ONBOARDING_BILLING_MAX_FUTURE_SKEW_SECONDS": ("billing", "max_future_skew_seconds"),
     "ONBOARDING_IDEMPOTENCY_TTL_HOURS": ("http", "idempotency_ttl_hours"),
+    "ONBOARDING_SWEEP_EVERY_SECONDS": ("lifetimes", "sweep_every_seconds"),
     "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
     "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
     "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),

@@ -21,6 +21,7 @@ API_KEYS = "api_keys"
 PROCESSED_EVENTS = "processed_events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 DEAD_LETTERS = "dead_letters"
+OUTBOX = "outbox"  # step commands committed with the state change, until published
 TENANT_EVENTS = "tenant_events"  # the audit trail: one record per billing or lifecycle event of a tenant
 TENANT_IDS = "tenant_ids"  # folded tenant id -> the tenant holding it; no two tenants differ only by case
 

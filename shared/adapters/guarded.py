@@ -18,11 +18,24 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import CallSettings
 from shared.faults import FaultInjector
-from shared.ports import BackendUnavailable, Document, DocumentStore, EventBus, KeyManager, RateLimited, Row, Transaction, Warehouse
+from shared.ports import (
+    BackendUnavailable,
+    Document,
+    DocumentStore,
+    EventBus,
+    KeyManager,
+    Page,
+    PageCursor,
+    RateLimited,
+    Row,
+    Transaction,
+    Warehouse,
+)
 
 if TYPE_CHECKING:
     from shared.cloud_profile import CloudProfile
@@ -124,6 +137,25 @@ class GuardedDocumentStore(DocumentStore):
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         return self._guard.call("documents", "find", lambda: self.inner.find(collection, field, value, limit))
 
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        return self._guard.call(
+            "documents",
+            "page",
+            lambda: self.inner.page(collection, order_by, where=where, descending=descending, limit=limit, after=after),
+        )
+
+    def erase_deleted(self) -> None:
+        self._guard.call("documents", "erase_deleted", self.inner.erase_deleted)
+
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         return self._guard.call("documents", "run_transaction", lambda: self._guard.transaction(self.inner, fn, max_attempts))
 
@@ -162,6 +194,9 @@ class GuardedWarehouse(Warehouse):
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
         return self._guard.call("warehouse", "table_columns", lambda: self.inner.table_columns(dataset, table), f"{dataset}.{table}")
 
+    def erase_deleted(self) -> None:
+        self._guard.call("warehouse", "erase_deleted", self.inner.erase_deleted)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -192,6 +227,12 @@ class GuardedEventBus(EventBus):
 
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         return self._guard.call("bus", "publish", lambda: self.inner.publish(topic, data, attributes))
+
+    def forget_tenant(self, tenant_id: str) -> int:
+        return self._guard.call("bus", "forget_tenant", lambda: self.inner.forget_tenant(tenant_id))
+
+    def expire_settled(self, published_before: datetime) -> int:
+        return self._guard.call("bus", "expire_settled", lambda: self.inner.expire_settled(published_before))
 
     def close(self) -> None:
         self.inner.close()

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
-from shared.ports import Document, DocumentStore, EventBus, KeyManager, Row, Transaction, Warehouse
+from shared.ports import Document, DocumentStore, EventBus, KeyManager, Page, PageCursor, Row, Transaction, Warehouse
 from shared.ports.permissions import Access, CallContext, accesses
 from shared.services import Services
 
@@ -99,6 +100,23 @@ class RecordingDocumentStore(DocumentStore):
         self._recorder.note(DocumentStore, "find", collection, field, value, limit)
         return self.inner.find(collection, field, value, limit)
 
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        self._recorder.note(DocumentStore, "page", collection, order_by, where=where, descending=descending, limit=limit, after=after)
+        return self.inner.page(collection, order_by, where=where, descending=descending, limit=limit, after=after)
+
+    def erase_deleted(self) -> None:
+        self._recorder.note(DocumentStore, "erase_deleted")
+        self.inner.erase_deleted()
+
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         self._recorder.note(DocumentStore, "run_transaction", fn, max_attempts)
         return self.inner.run_transaction(lambda txn: fn(RecordingTransaction(txn, self._recorder)), max_attempts)
@@ -146,6 +164,10 @@ class RecordingWarehouse(Warehouse):
         self._recorder.note(Warehouse, "table_columns", dataset, table)
         return self.inner.table_columns(dataset, table)
 
+    def erase_deleted(self) -> None:
+        self._recorder.note(Warehouse, "erase_deleted")
+        self.inner.erase_deleted()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -183,6 +205,14 @@ class RecordingEventBus(EventBus):
         message_id = self.inner.publish(topic, data, attributes)
         self.published.append((topic, data, dict(attributes or {})))
         return message_id
+
+    def forget_tenant(self, tenant_id: str) -> int:
+        self._recorder.note(EventBus, "forget_tenant", tenant_id)
+        return self.inner.forget_tenant(tenant_id)
+
+    def expire_settled(self, published_before: datetime) -> int:
+        self._recorder.note(EventBus, "expire_settled", published_before)
+        return self.inner.expire_settled(published_before)
 
     def close(self) -> None:
         self.inner.close()

@@ -7,7 +7,7 @@ without rewriting stored data, and a stored field need not be shown to clients.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,11 @@ AuditOutcome = Literal["applied", "ignored", "refused"]
 
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _added(default: object) -> Any:
+    """A field added after documents were stored: left out of a document while it has its default, so older ones write back unchanged."""
+    return Field(default=default, exclude_if=lambda value: value == default)
 
 
 class StoredCheck(_Document):
@@ -63,6 +68,7 @@ class ValidationDocument(_Document):
     fingerprint: str
     created_at: str
     request: StoredTenantRequest
+    expire_at: str | None = _added(None)  # when the record is deleted (sweeper, Firestore TTL)
 
 
 class LatestValidation(_Document):
@@ -74,6 +80,7 @@ class LatestValidation(_Document):
     ready_for_onboarding: bool
     expires_at: str
     created_at: str
+    expire_at: str | None = _added(None)  # when the record is deleted (sweeper, Firestore TTL)
 
 
 class StoredAcceptance(_Document):
@@ -98,6 +105,7 @@ class IdempotencyRecord(_Document):
     # Absent from records written before replays expired (such a record never replays again).
     created_at: str | None = Field(default=None, exclude_if=lambda value: value is None)
     expires_at: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    expire_at: str | None = _added(None)  # when the sweeper (Firestore TTL) deletes the record: its replay window's end
 
 
 class DeadLetterDocument(_Document):
@@ -114,22 +122,27 @@ class DeadLetterDocument(_Document):
     event_id: str | None = None
     payload_preview: str
     dead_lettered_at: str
+    expire_at: str | None = _added(None)  # set when the dead letter is resolved (RETRIED)
 
 
 class TenantEventDocument(_Document):
-    """`tenant_events/{id}`: one entry of a tenant's audit trail (a billing entry is keyed like its processed marker)."""
+    """`tenant_events/{id}`: one entry of a tenant's audit trail (a billing entry is keyed like its processed marker).
+
+    Once the tenant is purged, an entry keeps only ids, its type and times (`redacted`).
+    """
 
     event_id: str
     tenant_id: str
     type: str
     new_plan: str | None = None
     occurred_at: str
-    source: str
-    outcome: AuditOutcome
-    detail: str
-    status_before: str
-    status_after: str
-    plan_before: str
-    plan_after: str
+    source: str | None = _added(None)
+    outcome: AuditOutcome | None = _added(None)
+    detail: str | None = _added(None)
+    status_before: str | None = _added(None)
+    status_after: str | None = _added(None)
+    plan_before: str | None = _added(None)
+    plan_after: str | None = _added(None)
     lifecycle_event: str | None = None
     recorded_at: str
+    redacted: bool = _added(False)

@@ -7,7 +7,8 @@ the fan-in (`shared.domain.tenant`), the topic a step's command goes to, the loc
 registered apart, by name, next to the other actions (`shared.handlers.provisioning`).
 
 The steps form a DAG: a step with no prerequisites is published at onboarding; a step is
-released (published) by the transaction that completes the last of its prerequisites; the
+released by the transaction that completes the last of its prerequisites (its command staged in
+the outbox there, published after the commit); the
 tenant is ACTIVE when every step is DONE.
 """
 

@@ -24,17 +24,16 @@ from shared.domain import tenant as transitions
 from shared.domain.documents import TenantEventDocument
 from shared.domain.errors import PermanentEventError, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
+from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import BillingDecision, TenantState
 from shared.handlers.analytics_copy import append_copy
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.tenant_store import load_tenant
-from shared.ports import Transaction
-from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services
+from shared.ports import EXPIRE_AT, Transaction
+from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
-
-_AUDIT_LIMIT = 10_000
 
 
 def event_key(event: BillingEvent) -> str:
@@ -127,6 +126,7 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         "changed_at": decision.state.updated_at,
         "effects_done": not changed,
         "processed_at": services.now(),
+        EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
     }
     txn.create(PROCESSED_EVENTS, processed_id(event), marker)
     return marker, False, decision.state if changed else None
@@ -179,16 +179,22 @@ def _finish_effects(services: Services, marker: dict[str, Any], marker_id: str, 
     services.documents.set(PROCESSED_EVENTS, marker_id, {**marker, "effects_done": True})
 
 
-def tenant_events(tenant_id: str, services: Services) -> TenantEventsResponse:
-    """The tenant's audit trail, oldest occurrence first; TenantNotFound when there is neither tenant nor trail."""
+def tenant_events(
+    tenant_id: str, services: Services, limit: str | int | None = None, page_token: str | None = None
+) -> TenantEventsResponse:
+    """The tenant's audit trail, oldest occurrence first, a page at a time; TenantNotFound when there is neither tenant nor trail."""
     if tenant_id_problem(tenant_id) is not None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
-    found = services.documents.find(TENANT_EVENTS, "tenant_id", tenant_id, limit=_AUDIT_LIMIT)
-    records = [_event_record(TenantEventDocument.model_validate(raw)) for raw in found]
-    if not records and services.documents.get(TENANTS, tenant_id) is None:
+    size = page_size(limit)
+    listing = {"list": TENANT_EVENTS, "tenant_id": tenant_id}
+    after = decode_page_token(page_token, listing)
+    page = services.documents.page(TENANT_EVENTS, "occurred_at", where=("tenant_id", tenant_id), limit=size, after=after)
+    records = [_event_record(TenantEventDocument.model_validate(raw)) for _, raw in page.items]
+    if not records and after is None and services.documents.get(TENANTS, tenant_id) is None:
         raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
-    records.sort(key=lambda record: (record.occurred_at, record.recorded_at, record.event_id))
-    return TenantEventsResponse(tenant_id=tenant_id, count=len(records), events=records)
+    return TenantEventsResponse(
+        tenant_id=tenant_id, count=len(records), events=records, next_page_token=encode_page_token(page.next_cursor, listing)
+    )
 
 
 def _event_record(document: TenantEventDocument) -> TenantEventRecord:
@@ -208,6 +214,7 @@ def _event_record(document: TenantEventDocument) -> TenantEventRecord:
         plan_after=document.plan_after,
         lifecycle_event=document.lifecycle_event,
         recorded_at=document.recorded_at,
+        redacted=document.redacted,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.domain.documents import DeadLetterDocument
 from shared.logging_setup import redact
-from shared.services import DEAD_LETTERS, Services
+from shared.services import DEAD_LETTERS, Services, iso
 
 # Attributes that say where a dead letter came from and after how many deliveries.
 SOURCE_ATTRIBUTES = ("CloudPubSubDeadLetterSourceSubscription", "dead_letter_source")
@@ -52,11 +52,13 @@ def record_dead_letter(
 
 
 def mark_retried(services: Services, tenant_id: str) -> int:
-    """Mark the tenant's open dead letters RETRIED; returns how many."""
+    """Mark the tenant's open dead letters RETRIED, which starts their lifetime; returns how many."""
     marked = 0
-    for raw in services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=1000):
+    resolved_until = iso(services.clock() + services.settings.lifetimes.resolved_dead_letters)
+    for _, raw in list(services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("tenant_id", tenant_id))):
         document = DeadLetterDocument.model_validate(raw)
         if document.status == "OPEN":
-            services.documents.set(DEAD_LETTERS, document.id, document.model_copy(update={"status": "RETRIED"}).model_dump())
+            resolved = document.model_copy(update={"status": "RETRIED", "expire_at": resolved_until})
+            services.documents.set(DEAD_LETTERS, document.id, resolved.model_dump())
             marked += 1
     return marked

@@ -12,6 +12,7 @@ from schemas.http import DeadLetterEntry, DeadLetterList
 from shared.domain import tenant as transitions
 from shared.domain.documents import DeadLetterDocument
 from shared.domain.errors import InvalidRequest, PermanentEventError
+from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.tenant_store import load_tenant, update_tenant
@@ -95,19 +96,25 @@ def _with_last_error(reason: str, services: Services, command: StepRequested) ->
     return f"{reason}; last error: {step.error}"
 
 
-def list_dead_letters(services: Services, status: str | None = None, tenant_id: str | None = None, limit: int = 500) -> DeadLetterList:
-    """Recorded dead letters, newest first, optionally of one status or one tenant."""
+def list_dead_letters(
+    services: Services,
+    status: str | None = None,
+    tenant_id: str | None = None,
+    limit: str | int | None = None,
+    page_token: str | None = None,
+) -> DeadLetterList:
+    """Recorded dead letters, newest first, a page at a time, optionally of one status or one tenant."""
     if status is not None and status not in DEAD_LETTER_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(DEAD_LETTER_STATUSES)}", field="status")
-    if tenant_id is not None:
-        raw = services.documents.find(DEAD_LETTERS, "tenant_id", tenant_id, limit=limit)
-    else:
-        wanted = [status] if status else list(DEAD_LETTER_STATUSES)
-        raw = [doc for name in wanted for doc in services.documents.find(DEAD_LETTERS, "status", name, limit=limit)]
-    documents = [DeadLetterDocument.model_validate(doc) for doc in raw]
+    size = page_size(limit)
+    listing = {"list": DEAD_LETTERS, "status": status, "tenant_id": tenant_id}
+    after = decode_page_token(page_token, listing)
+    where = ("tenant_id", tenant_id) if tenant_id is not None else ("status", status) if status is not None else None
+    page = services.documents.page(DEAD_LETTERS, "dead_lettered_at", where=where, descending=True, limit=size, after=after)
+    # With both filters the store filters on the tenant and this on the status: a page may hold fewer.
+    documents = [DeadLetterDocument.model_validate(doc) for _, doc in page.items]
     entries = [_entry(document) for document in documents if status is None or document.status == status]
-    entries.sort(key=lambda entry: entry.dead_lettered_at, reverse=True)
-    return DeadLetterList(count=len(entries[:limit]), dead_letters=entries[:limit])
+    return DeadLetterList(count=len(entries), dead_letters=entries, next_page_token=encode_page_token(page.next_cursor, listing))
 
 
 def _entry(document: DeadLetterDocument) -> DeadLetterEntry:
@@ -123,4 +130,5 @@ def _entry(document: DeadLetterDocument) -> DeadLetterEntry:
         event_id=document.event_id,
         payload_preview=document.payload_preview,
         dead_lettered_at=document.dead_lettered_at,
+        expire_at=document.expire_at,
     )

@@ -44,7 +44,8 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         ready_for_onboarding=all_passed,
         expires_at=iso(now + ttl),
     )
-    record = _validation_document(response, request, created_at=iso(now))
+    expire_at = iso(now + max(ttl, services.settings.lifetimes.validations))
+    record = _validation_document(response, request, created_at=iso(now), expire_at=expire_at)
     latest = LatestValidation(
         fingerprint=record.fingerprint,
         validation_id=record.validation_id,
@@ -52,6 +53,7 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
         ready_for_onboarding=record.ready_for_onboarding,
         expires_at=record.expires_at,
         created_at=record.created_at,
+        expire_at=expire_at,
     )
 
     def write(txn: Transaction) -> None:
@@ -77,7 +79,7 @@ def run_dry_run(request: TenantRequest, services: Services) -> DryRunResponse:
     return response
 
 
-def _validation_document(response: DryRunResponse, request: TenantRequest, created_at: str) -> ValidationDocument:
+def _validation_document(response: DryRunResponse, request: TenantRequest, created_at: str, expire_at: str) -> ValidationDocument:
     """What `validations/{id}` keeps of a dry run: its answer, plus the request and its fingerprint for onboarding to find."""
     summary = response.validation_summary
     return ValidationDocument(
@@ -94,6 +96,7 @@ def _validation_document(response: DryRunResponse, request: TenantRequest, creat
         expires_at=response.expires_at,
         fingerprint=request_fingerprint(request),
         created_at=created_at,
+        expire_at=expire_at,
         request=StoredTenantRequest(
             tenant_id=request.tenant_id,
             company_name=request.company_name,

@@ -18,7 +18,7 @@ from shared.domain.identifiers import case_twin_problem, company_name_problem, f
 from shared.domain.steps import root_steps
 from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
 from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
-from shared.handlers.step_commands import publish_step, status_url
+from shared.handlers.step_commands import relay, stage_steps, status_url
 from shared.ports import BackendError, Transaction
 from shared.services import API_KEYS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, TENANT_IDS, TENANTS, Services, iso
 
@@ -157,7 +157,10 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         "created_at": now,
     }
 
+    staged: list[str] = []
+
     def create(txn: Transaction) -> dict[str, Any] | None:
+        staged.clear()
         existing_record = txn.get(IDEMPOTENCY_KEYS, idempotency_id) if idempotency_id else None
         existing_tenant = txn.get(TENANTS, request.tenant_id)
         if existing_record is not None:
@@ -180,6 +183,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                 status_url=accepted.status_url,
                 message=accepted.message,
             )
+            replay_until = iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours))
             record = IdempotencyRecord(
                 id=idempotency_id,
                 fingerprint=fingerprint,
@@ -187,9 +191,11 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                 api_key_hash=key_hash,
                 response=response,
                 created_at=now,
-                expires_at=iso(services.clock() + timedelta(hours=services.settings.http.idempotency_ttl_hours)),
+                expires_at=replay_until,
+                expire_at=replay_until,
             )
             txn.set(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())  # over an expired record of the same key, if any
+        staged.extend(stage_steps(txn, services, state, root_steps()))
         return None
 
     concurrent_record = services.documents.run_transaction(create)
@@ -199,12 +205,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         return _replay(concurrent_record, services)
 
     logger.info("tenant accepted", extra={"tenant_id": request.tenant_id})
-    for step in root_steps():
-        try:
-            publish_step(services, state, step)
-        except BackendError:
-            # The tenant exists now; the reconciler republishes pending steps.
-            logger.exception("step publish failed; the reconciler will republish", extra={"tenant_id": request.tenant_id, "step": step})
+    relay(services, staged)  # what fails to go out now stays in the outbox for the relay
     return OnboardResult(accepted=accepted, replayed=False)
 
 

@@ -1,36 +1,18 @@
-"""Reconciler: republish the pending steps of provisioning tenants (heals a crash before publish)."""
+"""Reconciler: the outbox relay, publishing step commands whose state change committed but whose publish did not happen."""
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from shared.domain.tenant import TenantState
-from shared.handlers.step_commands import publish_step
-from shared.services import TENANTS, Services
-
-logger = logging.getLogger(__name__)
+from shared.handlers.step_commands import relay_pending
+from shared.services import Services
 
 
 def reconcile(services: Services, stale_after: timedelta) -> int:
-    """Republish every PENDING/RUNNING step untouched for `stale_after`; returns how many.
+    """Publish every outbox entry older than `stale_after`; returns how many.
 
-    Step commands carry deterministic event ids, so a republished one that was in fact
-    still queued is deduplicated by its handler.
+    Entries leave the outbox once published, so however often this runs (every restart,
+    every schedule) a command goes out once, or twice after a crash between its publish and
+    its removal; step commands carry deterministic event ids, so the handler deduplicates.
     """
-    cutoff = services.clock() - stale_after
-    republished = 0
-    for raw in services.documents.find(TENANTS, "status", "PROVISIONING", limit=10_000):
-        state = TenantState.model_validate(raw)
-        if datetime.fromisoformat(state.updated_at) > cutoff:
-            continue
-        for name, step in state.steps.items():
-            if step.status not in ("PENDING", "RUNNING"):
-                continue
-            if not state.prerequisites_done(name):
-                continue
-            publish_step(services, state, name)
-            republished += 1
-    if republished:
-        logger.info("reconciler republished steps", extra={"republished": republished})
-    return republished
+    return relay_pending(services, older_than=stale_after)

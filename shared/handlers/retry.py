@@ -10,9 +10,8 @@ from shared.domain.errors import TenantNotFailed, TenantNotFound
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import mark_retried
-from shared.handlers.step_commands import publish_step, status_url
+from shared.handlers.step_commands import status_url
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import BackendError
 from shared.services import Services
 
 logger = logging.getLogger(__name__)
@@ -31,15 +30,12 @@ def retry_tenant(tenant_id: str, services: Services) -> RetryAccepted:
         retried[:] = names
         return updated
 
-    state = update_tenant(services, tenant_id, change)
+    def released(state: TenantState) -> list[str]:
+        # A retried step waiting on its prerequisites is released by the fan-in.
+        return [name for name in retried if state.prerequisites_done(name)]
+
+    state = update_tenant(services, tenant_id, change, publish=released)
     assert state is not None
-    for name in retried:
-        if not state.prerequisites_done(name):
-            continue  # released by the fan-in once the prerequisites are done
-        try:
-            publish_step(services, state, name)
-        except BackendError:
-            logger.exception("retried step not published; the reconciler will republish", extra={"tenant_id": tenant_id, "step": name})
     mark_retried(services, tenant_id)
     logger.info("tenant retried", extra={"tenant_id": tenant_id, "steps": ",".join(retried)})
     return RetryAccepted(

@@ -1,11 +1,26 @@
-"""Step commands and the status URL that shows their progress: used by onboard, steps, retry and reconcile."""
+"""Step commands and the status URL that shows their progress: used by onboard, steps, retry and reconcile.
+
+Step commands go through an outbox: staged in the transaction that changes the state, published
+after it commits. A command written with the state change cannot be lost to a crash between the
+commit and the publish: whatever is still in the outbox is published by the relay (at start-up
+locally, and by the scheduled reconciler). An entry leaves the outbox once published, so restarts
+never publish it again; a crash between the publish and the delete repeats it once, under the same
+event id, which the step handler deduplicates.
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
 
 from schemas.events import StepRequested
 from shared.domain.tenant import TenantState
 from shared.handlers.publishing import publish_event
-from shared.services import Services
+from shared.ports import BackendError, Transaction
+from shared.services import OUTBOX, Services, iso
+
+logger = logging.getLogger(__name__)
 
 
 def status_url(tenant_id: str) -> str:
@@ -23,9 +38,14 @@ def step_event_id(state: TenantState, step: str, generation: int) -> str:
 
 
 def publish_step(services: Services, state: TenantState, step: str) -> None:
-    """Publish the command for one step of `state` on that step's topic."""
+    """Publish the command for one step of `state` on that step's topic (outside any state change)."""
+    publish_event(services, services.settings.topics.step(step), step_command(services, state, step), tenant_id=state.tenant_id)
+
+
+def step_command(services: Services, state: TenantState, step: str) -> StepRequested:
+    """The command for one step of `state`, at the step's current generation."""
     generation = state.steps[step].generation
-    command = StepRequested(
+    return StepRequested(
         event_id=step_event_id(state, step, generation),
         tenant_id=state.tenant_id,
         step=step,
@@ -34,4 +54,60 @@ def publish_step(services: Services, state: TenantState, step: str) -> None:
         force_recreate_tables=state.force_recreate_tables,
         occurred_at=services.now(),
     )
-    publish_event(services, services.settings.topics.step(step), command, tenant_id=state.tenant_id)
+
+
+def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> list[str]:
+    """Write the commands for `steps` into the outbox inside `txn`; returns their entry ids."""
+    staged: list[str] = []
+    for step in steps:
+        command = step_command(services, state, step)
+        txn.set(
+            OUTBOX,
+            command.event_id,
+            {
+                "topic": services.settings.topics.step(step),
+                "command": command.model_dump_json(),
+                "tenant_id": state.tenant_id,
+                "created_at": command.occurred_at,
+            },
+        )
+        staged.append(command.event_id)
+    return staged
+
+
+def relay(services: Services, entry_ids: Iterable[str], *, strict: bool = False) -> int:
+    """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out.
+
+    `strict` raises the first failure instead (the rest stay in the outbox too): for a caller
+    whose message is redelivered when it fails, so the redelivery publishes them at once.
+    """
+    sent = 0
+    for entry_id in entry_ids:
+        entry = services.documents.get(OUTBOX, entry_id)
+        if entry is None:
+            continue  # another relay published it
+        try:
+            _publish(services, entry)
+        except BackendError:
+            if strict:
+                raise
+            logger.exception("step command not published; it stays in the outbox", extra={"event_id": entry_id})
+            continue
+        services.documents.delete(OUTBOX, entry_id)
+        sent += 1
+    return sent
+
+
+def relay_pending(services: Services, older_than: timedelta) -> int:
+    """Publish every outbox entry staged more than `older_than` ago (younger ones are being relayed by their writer)."""
+    cutoff = iso(services.clock() - older_than)
+    due = [entry_id for entry_id, entry in services.documents.scan(OUTBOX, "created_at") if str(entry["created_at"]) <= cutoff]
+    sent = relay(services, due)
+    if sent:
+        logger.info("outbox relayed", extra={"published": sent})
+    return sent
+
+
+def _publish(services: Services, entry: dict[str, object]) -> None:
+    command = StepRequested.model_validate_json(str(entry["command"]))
+    publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)

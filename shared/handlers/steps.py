@@ -2,9 +2,10 @@
 
 A step with effects (BigQuery DDL) visits the state document twice: one transaction that
 dedupes and counts the attempt, one that completes the step, records its facts, releases the
-steps waiting on it and writes the processed marker. A step that only records something in
-the state document does all of that in a single transaction. A completion that is followed by
-publishes (released steps, going live) marks its marker finished once they are done.
+steps waiting on it (their commands staged in the outbox, published after the commit) and
+writes the processed marker. A step that only records something in the state document does
+all of that in a single transaction. A completion that is followed by publishes (released
+steps, going live) marks its marker finished once they are done.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from shared.domain.tenant import TenantState
 from shared.handlers.analytics_copy import VALIDATION_PIPELINE, append_copy, run_row, validation_run_id
 from shared.handlers.lifecycle import publish_activation
 from shared.handlers.provisioning import StepAction, action_of
-from shared.handlers.step_commands import publish_step
+from shared.handlers.step_commands import publish_step, relay, stage_steps, step_event_id
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import Transaction
-from shared.services import PROCESSED_EVENTS, TENANTS, Services
+from shared.ports import EXPIRE_AT, Transaction
+from shared.services import PROCESSED_EVENTS, TENANTS, Services, iso
 
 __all__ = ["go_live", "handle_step", "load_tenant", "update_tenant"]
 
@@ -128,20 +129,24 @@ def _complete(command: StepRequested, services: Services, action: StepAction, fa
             return "superseded", state, []  # done, given up or retried meanwhile
         updated, released = _completed(state, command, action, facts, services)
         txn.set(TENANTS, command.tenant_id, updated.model_dump())
-        follow_up = bool(released) or updated.status == "ACTIVE"
+        # The released steps' commands are staged in the outbox with the state change: a crash
+        # after the commit cannot lose them (the relay publishes what is left there).
+        staged = stage_steps(txn, services, updated, released)
+        follow_up = bool(staged) or updated.status == "ACTIVE"
         txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services, effects_done=not follow_up))
-        return "done", updated, released
+        return "done", updated, staged
 
-    outcome, state, released = services.documents.run_transaction(complete)
+    outcome, state, staged = services.documents.run_transaction(complete)
     if outcome == "already_done":
         _heal(services, state, command)
     if outcome != "done":
         return outcome
-    for name in released:
-        publish_step(services, state, name)
+    # A publish that fails leaves its command in the outbox and the marker unfinished: the
+    # message is redelivered and the redelivery relays it (or the relay does, whichever is first).
+    relay(services, staged, strict=True)
     if state.status == "ACTIVE":
         go_live(services, state, copied=action.effects is not None)
-    if released or state.status == "ACTIVE":
+    if staged or state.status == "ACTIVE":
         services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
     return "done"
@@ -170,13 +175,16 @@ def _append_go_live_copy(services: Services, state: TenantState) -> None:
 def _heal(services: Services, state: TenantState, command: StepRequested) -> None:
     """A redelivery of a DONE step finishes what a crash after its commit may have left undone.
 
-    Releases are republished under the same event ids (deduplicated by their handlers), and
-    the copy appended again carries the same or a newer version: both are safe to repeat.
+    A release still in the outbox is relayed from there; one already gone from it is
+    republished under the same event id (deduplicated by its handler). The copy appended
+    again carries the same or a newer version: both are safe to repeat.
     """
     step = command.step
     for name in transitions.releasable_steps(state):
         if step in step_graph.prerequisites_of(name):
-            publish_step(services, state, name)
+            entry_id = step_event_id(state, name, state.steps[name].generation)
+            if not relay(services, [entry_id], strict=True):
+                publish_step(services, state, name)
     if not step_graph.dependents_of(step) and all(current.status == "DONE" for current in state.steps.values()):
         go_live(services, state)
     services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
@@ -194,4 +202,5 @@ def _marker(command: StepRequested, outcome: str, services: Services, *, effects
         "outcome": outcome,
         "effects_done": effects_done,
         "processed_at": services.now(),
+        EXPIRE_AT: iso(services.clock() + services.settings.lifetimes.processed_events),
     }

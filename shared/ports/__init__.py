@@ -1,7 +1,7 @@
 """Ports: the small interfaces the domain talks to; adapters implement them per backend."""
 
 from shared.ports.authenticator import Operator, OperatorAuthenticator
-from shared.ports.document_store import Document, DocumentStore, Transaction
+from shared.ports.document_store import EXPIRE_AT, Document, DocumentStore, Page, PageCursor, Transaction
 from shared.ports.errors import (
     AlreadyExists,
     BackendError,
@@ -16,6 +16,7 @@ from shared.ports.key_manager import KeyManager
 from shared.ports.warehouse import Row, Warehouse
 
 __all__ = [
+    "EXPIRE_AT",
     "AlreadyExists",
     "BackendError",
     "BackendUnavailable",
@@ -27,6 +28,8 @@ __all__ = [
     "NotFound",
     "Operator",
     "OperatorAuthenticator",
+    "Page",
+    "PageCursor",
     "RateLimited",
     "Row",
     "Transaction",

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.ports.permissions import FIRESTORE_IAM, documents, requires, transaction
+from shared.ports.permissions import FIRESTORE_IAM, documents, nothing, requires, transaction
 
 T = TypeVar("T")
 Document = dict[str, Any]
+
+# A document's time of expiry: an ISO-8601 UTC string in the domain. Firestore stores this field
+# as a timestamp, because its TTL policies only delete documents whose TTL field is one:
+# https://cloud.google.com/firestore/docs/ttl
+EXPIRE_AT = "expire_at"
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where a page ended: the last document's ordering value and its id (the tie-breaker)."""
+
+    value: Any
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an ordered query: (id, document) pairs, and the cursor of the next page if there is one."""
+
+    items: list[tuple[str, Document]] = field(default_factory=list)
+    next_cursor: PageCursor | None = None
 
 
 class Transaction(ABC):
@@ -64,6 +86,37 @@ class DocumentStore(ABC):
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         """Documents whose top-level `field` equals `value` (order unspecified)."""
 
+    @requires(FIRESTORE_IAM, documents("datastore.entities.get", "datastore.entities.list"))  # runQuery
+    @abstractmethod
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        """Up to `limit` documents ordered by `order_by`, then by id; documents without that field are left out.
+
+        `where` is an equality filter (field, value). `after` is the cursor a previous page
+        returned; a document written behind it since is not seen, as with Firestore's
+        `order_by` + `start_after`.
+        """
+
+    def scan(
+        self, collection: str, order_by: str, *, where: tuple[str, Any] | None = None, page_size: int = 200
+    ) -> Iterator[tuple[str, Document]]:
+        """Every matching document, page by page, in `order_by` order."""
+        after: PageCursor | None = None
+        while True:
+            page = self.page(collection, order_by, where=where, limit=page_size, after=after)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            after = page.next_cursor
+
     @requires(FIRESTORE_IAM, transaction)  # beginTransaction, commit, rollback
     @abstractmethod
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
@@ -71,6 +124,14 @@ class DocumentStore(ABC):
 
         `fn` may run more than once, so it must do nothing but reads and writes through the
         transaction it is given. Raises TransactionConflict when every attempt conflicted.
+        """
+
+    @requires(FIRESTORE_IAM, nothing)  # no Firestore call: a delete is final there
+    def erase_deleted(self) -> None:
+        """Leave nothing of deleted documents in this store's own files (a purge calls it).
+
+        Firestore has no files of ours: a delete is final there, apart from what Google keeps
+        (point-in-time recovery, backups; see docs/lifetimes.md). The embedded store overrides it.
         """
 
     def close(self) -> None:

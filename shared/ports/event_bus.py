@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 
-from shared.ports.permissions import PUBSUB_IAM, publish, requires
+from shared.ports.permissions import PUBSUB_IAM, nothing, publish, requires
 
 
 class EventBus(ABC):
@@ -14,6 +15,25 @@ class EventBus(ABC):
     @abstractmethod
     def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         """Publish and wait until the bus has stored the message; returns its message id."""
+
+    @requires(PUBSUB_IAM, nothing)  # Pub/Sub has no call to delete a published message
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Delete the stored messages published for `tenant_id` (attribute `tenant_id`); returns how many.
+
+        Pub/Sub offers no way to delete one published message: it drops a message once every
+        subscription acknowledged it, and an unacknowledged one when its retention ends (see
+        docs/lifetimes.md). So by default there is nothing to do; the embedded bus overrides it.
+        """
+        return 0
+
+    @requires(PUBSUB_IAM, nothing)  # Pub/Sub drops acknowledged messages itself
+    def expire_settled(self, published_before: datetime) -> int:
+        """Delete messages published before `published_before` that every subscription has settled; returns how many.
+
+        Pub/Sub drops a message itself once acknowledged (unless the subscription retains
+        acknowledged messages), so by default there is nothing to do; the embedded bus overrides it.
+        """
+        return 0
 
     def close(self) -> None:
         """Flush and release resources (optional)."""

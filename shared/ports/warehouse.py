@@ -15,6 +15,7 @@ from shared.ports.permissions import (
     create_dataset,
     dataset,
     delete_dataset,
+    nothing,
     ping,
     requires,
     sql_job,
@@ -71,6 +72,14 @@ class Warehouse(ABC):
     @abstractmethod
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
         """Column name to BigQuery type (STRING, INT64, ...) of a table or view, or None."""
+
+    @requires(BIGQUERY_DATASET_DELETE, nothing)  # no BigQuery call: deleted data ages out of time travel
+    def erase_deleted(self) -> None:
+        """Leave nothing of deleted rows and datasets in this warehouse's own files (a purge calls it).
+
+        BigQuery has no files of ours; it keeps deleted data for its time-travel window and
+        fail-safe period (see docs/lifetimes.md). The embedded warehouse overrides it.
+        """
 
     def close(self) -> None:
         """Release connections (optional)."""

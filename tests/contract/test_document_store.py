@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.ports import AlreadyExists, BackendError, DocumentStore, Transaction
+from shared.ports import EXPIRE_AT, AlreadyExists, BackendError, DocumentStore, Page, Transaction
 
 
 def test_get_of_a_missing_document_is_none(document_store: DocumentStore, unique: str) -> None:
@@ -199,3 +199,79 @@ def test_transaction_create_then_read_back_nested_and_none_values(document_store
 
     document_store.run_transaction(create)
     assert document_store.get("tenants_test", unique) == data
+
+
+def test_finding10_a_read_of_a_deleted_and_recreated_document_is_stale(document_store: DocumentStore, unique: str) -> None:
+    """Delete and re-create between our read and our commit: the precondition on what we read must fail.
+
+    Firestore compares update times, which a re-created document never shares with the old one;
+    the embedded store must not restart a document's revision after a delete either, or a
+    transaction that read the old document commits over the new one.
+    """
+    document_store.set("counters", unique, {"n": 0})
+    seen: list[int] = []
+    refused: list[BackendError] = []
+
+    def bump_after_recreation(txn: Transaction) -> None:
+        current = txn.get("counters", unique)
+        assert current is not None
+        seen.append(current["n"])
+        if len(seen) == 1:
+            try:
+                document_store.delete("counters", unique)
+                document_store.set("counters", unique, {"n": 100})
+            except BackendError as error:
+                refused.append(error)
+        txn.set("counters", unique, {"n": current["n"] + 1})
+
+    document_store.run_transaction(bump_after_recreation)
+    if refused:
+        assert seen == [0]
+        assert document_store.get("counters", unique) == {"n": 1}
+    else:
+        assert seen[:2] == [0, 100]
+        assert document_store.get("counters", unique) == {"n": 101}
+
+
+def _ids(page: Page) -> list[str]:
+    return [doc_id for doc_id, _ in page.items]
+
+
+def test_finding9_page_walks_an_ordered_collection_without_gaps_or_repeats(document_store: DocumentStore, unique: str) -> None:
+    """Ordered by a field then by id, pages of 3 cover every matching document exactly once."""
+    collection = f"paged_{unique}"
+    for n in range(8):
+        document_store.set(collection, f"d{n}", {"owner": "a" if n != 5 else "b", "at": f"2026-01-0{n % 4 + 1}"})
+    document_store.set(collection, "no_field", {"owner": "a"})
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = document_store.page(collection, "at", where=("owner", "a"), limit=3, after=after)
+        assert len(page.items) <= 3
+        seen += _ids(page)
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == ["d0", "d4", "d1", "d2", "d6", "d3", "d7"]
+
+
+def test_finding9_page_descending_and_the_last_page_has_no_cursor(document_store: DocumentStore, unique: str) -> None:
+    collection = f"paged_{unique}"
+    for n in range(4):
+        document_store.set(collection, f"d{n}", {"at": f"2026-01-0{n + 1}"})
+    first = document_store.page(collection, "at", descending=True, limit=2)
+    assert _ids(first) == ["d3", "d2"] and first.next_cursor is not None
+    second = document_store.page(collection, "at", descending=True, limit=2, after=first.next_cursor)
+    assert _ids(second) == ["d1", "d0"] and second.next_cursor is None
+    assert document_store.page(f"empty_{unique}", "at", limit=2) == Page()
+
+
+def test_finding8_expire_at_round_trips_and_orders_as_time(document_store: DocumentStore, unique: str) -> None:
+    """`expire_at` is stored as a timestamp where TTL needs one, and read back as the same ISO string."""
+    collection = f"expiring_{unique}"
+    document_store.set(collection, "late", {EXPIRE_AT: "2026-03-01T00:00:00.000Z"})
+    document_store.create(collection, "early", {EXPIRE_AT: "2026-02-01T00:00:00.000Z"})
+    assert document_store.get(collection, "late") == {EXPIRE_AT: "2026-03-01T00:00:00.000Z"}
+    page = document_store.page(collection, EXPIRE_AT, limit=1)
+    assert _ids(page) == ["early"] and page.next_cursor is not None
+    assert _ids(document_store.page(collection, EXPIRE_AT, limit=1, after=page.next_cursor)) == ["late"]

@@ -29,6 +29,8 @@ from scripts.api_config import gateway_config
 from scripts.stage_source import runtime_requirements
 from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
+from shared.handlers.sweep import EXPIRING_COLLECTIONS
+from shared.ports import EXPIRE_AT
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy.sh"
@@ -227,11 +229,11 @@ def test_a_daily_scheduler_job_publishes_on_the_purge_topic(dry_run: DryRun) -> 
 
 def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None:
     jobs = _scheduler_jobs(dry_run)
-    assert len(jobs) == 2
+    assert len(jobs) == 3
     job = jobs[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'reconcile_steps')}"]
     minute, *every_hour = str(_flag(job, "schedule")).split()
     assert minute.startswith("*/") and every_hour == ["*", "*", "*", "*"]
-    assert _grants(dry_run, "reconcile_steps") == {"datastore.viewer@project"} | {
+    assert _grants(dry_run, "reconcile_steps") == {"datastore.user@project"} | {
         f"pubsub.publisher@{load_settings().topics.step(step)}" for step in STEPS
     }
 
@@ -240,7 +242,7 @@ def test_every_topic_and_dead_letter_topic_is_created_with_a_subscription_per_de
     topics = load_settings().topics
     dead_letters = {dead_letter_topic(topics.step(name)) for name in STEPS} | {dead_letter_topic(topics.billing)}
     created = {command[4] for command in dry_run.commands if command[1:4] == ["pubsub", "topics", "create"]}
-    scheduled = {_trigger_topic(dry_run, "purge_expired"), _trigger_topic(dry_run, "reconcile_steps")}
+    scheduled = {_trigger_topic(dry_run, name) for name in ("purge_expired", "reconcile_steps", "sweep_expired_records")}
     assert created == set(topics.names()) | dead_letters | scheduled
     subscribed = {_flag(command, "topic") for command in dry_run.commands if command[1:4] == ["pubsub", "subscriptions", "create"]}
     assert subscribed == dead_letters
@@ -316,7 +318,9 @@ def test_every_create_is_preceded_by_its_describe(dry_run: DryRun) -> None:
     for index in creates:
         command, previous = dry_run.commands[index], dry_run.commands[index - 1]
         verb = command.index("create")
-        assert previous[:verb] == command[:verb] and previous[verb] == "describe", (previous, command)
+        # A composite index has a server-assigned id: its existence check is the list of its collection group.
+        check = "list" if command[1:4] == ["firestore", "indexes", "composite"] else "describe"
+        assert previous[:verb] == command[:verb] and previous[verb] == check, (previous, command)
 
 
 def test_central_tables_come_from_the_bootstrap_command_on_the_gcp_backend(dry_run: DryRun) -> None:
@@ -356,6 +360,7 @@ case "$*" in
   *"--format=value(eventTrigger.trigger)"*) echo "<eventarc-trigger-of-$3>" ;;
   *"--format=value(transport.pubsub.subscription)"*) echo "$4" | sed 's/eventarc-trigger-of/eventarc-subscription-of/' ;;
   *" describe "*) [ "$FAKE_EXISTING" = 1 ] || exit 1 ;;
+  *"indexes composite list"*) [ "$FAKE_EXISTING" = 1 ] && echo "<an-index-of-$5>" ;;
 esac
 exit 0
 """
@@ -411,7 +416,7 @@ def test_a_real_run_on_an_empty_project_makes_exactly_the_planned_calls(dry_run:
 def test_a_second_run_creates_nothing_and_converges_the_rest(dry_run: DryRun, tmp_path: Path) -> None:
     calls, _ = _real_run(tmp_path, existing=True)
     assert not [call for call in calls if "create" in call[:5]]
-    describes = [call for call in calls if "describe" in call[:5]]
+    describes = [call for call in calls if "describe" in call[:5] or call[1:5] == ["firestore", "indexes", "composite", "list"]]
     planned_creates = [command for command in dry_run.commands if command[0] == "gcloud" and "create" in command[:5]]
     # the project number; trigger and subscription of each step and billing_event; the gateway's hostname
     lookups = 1 + 2 * (len(STEPS) + 1) + 1
@@ -590,3 +595,17 @@ def test_every_printed_cloud_command_gets_past_argument_parsing(
     assert not failures, "\n\n".join(failures)
     for command, code, stderr in results[len(commands) :]:
         assert code == 2 and not _passed_parsing(code, stderr), (command, code, stderr)
+
+
+def test_finding8_every_expiring_collection_gets_a_ttl_policy_and_the_sweeper_runs_hourly(dry_run: DryRun) -> None:
+    """Firestore deletes what carries `expire_at` by its TTL policies; the scheduled sweeper does it sooner."""
+    ttls = {
+        _flag(command, "collection-group")
+        for command in dry_run.commands
+        if command[1:4] == ["firestore", "fields", "ttls"] and command[4:6] == ["update", EXPIRE_AT] and "--enable-ttl" in command
+    }
+    assert ttls == set(EXPIRING_COLLECTIONS)
+    job = _scheduler_jobs(dry_run)[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'sweep_expired_records')}"]
+    minute, *every_hour = str(_flag(job, "schedule")).split()
+    assert minute.isdigit() and every_hour == ["*", "*", "*", "*"]
+    assert _grants(dry_run, "sweep_expired_records") == {"datastore.user@project"}

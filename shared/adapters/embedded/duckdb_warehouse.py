@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -145,9 +146,15 @@ class DuckdbWarehouse(Warehouse):
 
     def __init__(self, path: Path, timeout_seconds: float = 10.0, open_timeout_seconds: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._open_timeout = open_timeout_seconds
         self._root = self._open(path, open_timeout_seconds)
         self._root.execute("SET TimeZone='UTC'")
         self._local = threading.local()
+        self._generation = 0  # bumped when erase_deleted reopens the file: every thread's cursor is then stale
+        self._gate = threading.Condition()
+        self._users = 0
+        self._rewriting = False
         self._write_lock = threading.Lock()
         self._cursors: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._cursors_lock = threading.Lock()
@@ -178,12 +185,27 @@ class DuckdbWarehouse(Warehouse):
         finally:
             self._write_lock.release()
 
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Every use of the file; waits while erase_deleted rewrites it."""
+        with self._gate:
+            if not self._gate.wait_for(lambda: not self._rewriting, timeout=self._timeout):
+                raise BackendUnavailable(f"warehouse file not reopened within {self._timeout:g}s")
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._users -= 1
+                self._gate.notify_all()
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
-        if cursor is None:
+        if cursor is None or getattr(self._local, "generation", -1) != self._generation:
             cursor = self._root.cursor()
             cursor.execute("SET TimeZone='UTC'")
             self._local.cursor = cursor
+            self._local.generation = self._generation
             with self._cursors_lock:  # close the cursors of threads that have ended
                 ended = [old for thread, old in self._cursors if not thread.is_alive()]
                 self._cursors = [(thread, old) for thread, old in self._cursors if thread.is_alive()]
@@ -193,8 +215,8 @@ class DuckdbWarehouse(Warehouse):
         return cursor
 
     def _run(self, sql: str, params: dict[str, Any] | None) -> duckdb.DuckDBPyConnection:
-        cursor = self._cursor()
         statement = to_duckdb(sql)
+        cursor = self._cursor()
         with self._watchdog.limit(cursor, self._timeout) as token:
             try:
                 return cursor.execute(statement, params or None)
@@ -211,12 +233,13 @@ class DuckdbWarehouse(Warehouse):
         self.query("SELECT 1 AS ok")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-        result = self._run(sql, params)
-        columns = [column[0] for column in result.description or []]
-        return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+        with self._using():
+            result = self._run(sql, params)
+            columns = [column[0] for column in result.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        with self._writing():
+        with self._writing(), self._using():
             self._run(sql, params)
 
     def append_rows(self, dataset: str, table: str, rows: list[Row]) -> None:
@@ -233,7 +256,8 @@ class DuckdbWarehouse(Warehouse):
             if not pending.done:
                 with self._appends_lock:
                     batch, self._appends = self._appends, []
-                self._write_appends(batch)
+                with self._using():
+                    self._write_appends(batch)
         if pending.error is not None:
             raise pending.error
 
@@ -281,30 +305,77 @@ class DuckdbWarehouse(Warehouse):
     def dataset_exists(self, dataset: str) -> bool:
         # Naming the schema looks it up (case-insensitively, as DuckDB resolves names); a query on
         # duckdb_schemas() would list every tenant's schema first, on each call.
-        cursor = self._cursor()
-        try:
-            cursor.execute(f"SET schema = '{_identifier(dataset)}'")
-        except duckdb.CatalogException:
-            return False
-        finally:
-            cursor.execute("SET schema = 'main'")
-        return True
+        with self._using():
+            cursor = self._cursor()
+            try:
+                cursor.execute(f"SET schema = '{_identifier(dataset)}'")
+            except duckdb.CatalogException:
+                return False
+            finally:
+                cursor.execute("SET schema = 'main'")
+            return True
 
     def create_dataset(self, dataset: str) -> bool:
         with self._writing():
             if self.dataset_exists(dataset):
                 return False
-            self._cursor().execute(f'CREATE SCHEMA "{_identifier(dataset)}"')
+            with self._using():
+                self._cursor().execute(f'CREATE SCHEMA "{_identifier(dataset)}"')
             return True
 
     def delete_dataset(self, dataset: str) -> None:
-        with self._writing():
+        with self._writing(), self._using():
             self._cursor().execute(f'DROP SCHEMA IF EXISTS "{_identifier(dataset)}" CASCADE')
+
+    def erase_deleted(self) -> None:
+        """Rewrite the file so no deleted row or dropped dataset survives in it.
+
+        DuckDB reuses the blocks a delete frees but never clears them, and a CHECKPOINT keeps
+        the rows of a row group it does not rewrite: deleted values stay readable in the file.
+        So the database is copied (live data only) into a new file that replaces the old one,
+        with every other call held back meanwhile.
+        """
+        compacted = self._path.with_name(self._path.name + ".compact")
+        with self._writing():
+            with self._gate:
+                self._rewriting = True
+                idle = self._gate.wait_for(lambda: self._users == 0, timeout=self._timeout)
+            try:
+                if not idle:
+                    raise BackendUnavailable(f"warehouse still in use after {self._timeout:g}s; not rewritten")
+                self._rewrite(compacted)
+            finally:
+                with self._gate:
+                    self._rewriting = False
+                    self._gate.notify_all()
+
+    def _rewrite(self, compacted: Path) -> None:
+        compacted.unlink(missing_ok=True)
+        name = self._root.execute("SELECT current_database()").fetchall()[0][0]
+        self._root.execute("CHECKPOINT")
+        self._root.execute(f"ATTACH '{compacted}' AS compacted")
+        try:
+            self._root.execute(f'COPY FROM DATABASE "{name}" TO compacted')
+        finally:
+            self._root.execute("DETACH compacted")
+        self._close_cursors()
+        self._root.close()
+        os.replace(compacted, self._path)
+        self._root = self._open(self._path, self._open_timeout)
+        self._root.execute("SET TimeZone='UTC'")
+        self._generation += 1
+
+    def _close_cursors(self) -> None:
+        with self._cursors_lock:
+            cursors, self._cursors = self._cursors, []
+        for _, cursor in cursors:
+            cursor.close()
 
     def table_columns(self, dataset: str, table: str) -> dict[str, str] | None:
         # DESCRIBE looks the one table up; duckdb_columns() would list every tenant's columns first.
         try:
-            rows = self._cursor().execute(f'DESCRIBE "{_identifier(dataset)}"."{_identifier(table)}"').fetchall()
+            with self._using():
+                rows = self._cursor().execute(f'DESCRIBE "{_identifier(dataset)}"."{_identifier(table)}"').fetchall()
         except duckdb.CatalogException:
             return None
         return {str(row[0]): _bigquery_type(str(row[1])) for row in rows}

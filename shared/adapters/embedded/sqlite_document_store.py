@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite, translated
-from shared.ports import AlreadyExists, Document, DocumentStore, Transaction, TransactionConflict
+from shared.ports import AlreadyExists, Document, DocumentStore, Page, PageCursor, Transaction, TransactionConflict
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -22,6 +26,11 @@ CREATE TABLE IF NOT EXISTS documents (
     revision INTEGER NOT NULL,
     PRIMARY KEY (collection, doc_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revision_counter (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO revision_counter (id, value) SELECT 1, COALESCE(MAX(revision), 0) FROM documents;
 """
 
 _ABSENT = 0
@@ -50,13 +59,22 @@ class _SqliteTransaction(Transaction):
         self.writes[(collection, doc_id)] = ("delete", None)
 
 
+def _path(field: str) -> str:
+    return f'$."{field}"'
+
+
 def _copy(data: Document) -> Document:
     copied: Document = json.loads(json.dumps(data))
     return copied
 
 
 class SqliteDocumentStore(DocumentStore):
-    """Documents as JSON rows with a revision; a commit checks every revision it read."""
+    """Documents as JSON rows with a revision; a commit checks every revision it read.
+
+    Revisions come from one counter for the whole store, so a document deleted and created
+    again never gets back a revision it had: a transaction that read the old document cannot
+    commit over the new one (Firestore's update times behave the same way).
+    """
 
     def __init__(self, path: Path, busy_timeout: float | None = None) -> None:
         self._db = ThreadLocalSqlite(path, _SCHEMA) if busy_timeout is None else ThreadLocalSqlite(path, _SCHEMA, busy_timeout)
@@ -76,21 +94,43 @@ class SqliteDocumentStore(DocumentStore):
     def get(self, collection: str, doc_id: str) -> Document | None:
         return self._read(collection, doc_id)[0]
 
+    @staticmethod
+    def _next_revision(conn: sqlite3.Connection) -> int:
+        rows = conn.execute("UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value").fetchall()
+        return int(rows[0][0])
+
     @translated
     def create(self, collection: str, doc_id: str, data: Document) -> bool:
-        cursor = self._db.connection().execute(
-            "INSERT OR IGNORE INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1)",
-            (collection, doc_id, json.dumps(data)),
-        )
-        return cursor.rowcount == 1
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, ?)",
+                (collection, doc_id, json.dumps(data), self._next_revision(conn)),
+            )
+            return cursor.rowcount == 1
 
     @translated
     def set(self, collection: str, doc_id: str, data: Document) -> None:
-        self._db.connection().execute(
-            "INSERT INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, 1) "
-            "ON CONFLICT (collection, doc_id) DO UPDATE SET data=excluded.data, revision=revision+1",
-            (collection, doc_id, json.dumps(data)),
+        with self._write() as conn:
+            self._upsert(conn, collection, doc_id, data)
+
+    def _upsert(self, conn: sqlite3.Connection, collection: str, doc_id: str, data: Document) -> None:
+        conn.execute(
+            "INSERT INTO documents (collection, doc_id, data, revision) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (collection, doc_id) DO UPDATE SET data=excluded.data, revision=excluded.revision",
+            (collection, doc_id, json.dumps(data), self._next_revision(conn)),
         )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (the counter and the document change together)."""
+        conn = self._db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @translated
     def delete(self, collection: str, doc_id: str) -> None:
@@ -107,6 +147,46 @@ class SqliteDocumentStore(DocumentStore):
             .fetchall()
         )
         return [json.loads(row["data"]) for row in rows]
+
+    @translated
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        key = "json_extract(data, :order_path)"
+        clauses = ["collection = :collection", f"{key} IS NOT NULL"]
+        params: dict[str, Any] = {"collection": collection, "order_path": _path(order_by), "limit": limit + 1}
+        if where is not None:
+            clauses.append("json_extract(data, :where_path) = :where_value")
+            params.update(where_path=_path(where[0]), where_value=where[1])
+        if after is not None:
+            beyond = "<" if descending else ">"
+            clauses.append(f"({key} {beyond} :after_value OR ({key} = :after_value AND doc_id {beyond} :after_id))")
+            params.update(after_value=after.value, after_id=after.doc_id)
+        direction = "DESC" if descending else "ASC"
+        rows = (
+            self._db.connection()
+            .execute(
+                f"SELECT doc_id, data, {key} AS ordering FROM documents WHERE {' AND '.join(clauses)} "
+                f"ORDER BY ordering {direction}, doc_id {direction} LIMIT :limit",
+                params,
+            )
+            .fetchall()
+        )
+        items = [(str(row["doc_id"]), json.loads(row["data"])) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=PageCursor(rows[limit - 1]["ordering"], items[-1][0]) if more and items else None)
+
+    def erase_deleted(self) -> None:
+        """Deleted rows are zeroed as they go (secure_delete); fold the WAL in and truncate it so no old page survives."""
+        if not self._db.checkpoint():
+            logger.warning("WAL not truncated: a reader held it; deleted documents leave it at the next checkpoint")
 
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         """Firestore's promise: `fn` sees one consistent state, or its outcome is discarded and it runs again.
@@ -155,7 +235,7 @@ class SqliteDocumentStore(DocumentStore):
                 if op == "delete":
                     conn.execute("DELETE FROM documents WHERE collection=? AND doc_id=?", (collection, doc_id))
                 else:
-                    self.set(collection, doc_id, data or {})
+                    self._upsert(conn, collection, doc_id, data or {})
             conn.execute("COMMIT")
             return True
         except BaseException:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite, backend_errors
@@ -424,6 +425,45 @@ class SqliteEventBus(EventBus):
             self.stats.add(stale_outcomes=1)
             return False
         return True
+
+    # --- erasure ---------------------------------------------------------------------------
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Delete every message published for `tenant_id` and its deliveries, then leave no trace in the files.
+
+        Deleted rows are zeroed (secure_delete) and the WAL is folded in and truncated.
+        """
+        with backend_errors():
+            with self._transaction() as conn:
+                ids = [
+                    row["message_id"]
+                    for row in conn.execute(
+                        "SELECT message_id FROM messages WHERE json_extract(attributes, '$.tenant_id') = ?", (tenant_id,)
+                    ).fetchall()
+                ]
+                for message_id in ids:
+                    conn.execute("DELETE FROM deliveries WHERE message_id=?", (message_id,))
+                    conn.execute("DELETE FROM messages WHERE message_id=?", (message_id,))
+            self._db.checkpoint()
+        return len(ids)
+
+    def expire_settled(self, published_before: datetime) -> int:
+        """Delete messages published before `published_before` with no delivery still PENDING, and their deliveries."""
+        cutoff = published_before.timestamp()
+        with backend_errors(), self._transaction() as conn:
+            settled = (
+                "SELECT message_id FROM messages m WHERE published_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries d WHERE d.message_id = m.message_id AND d.status = ?)"
+            )
+            conn.execute(f"DELETE FROM deliveries WHERE message_id IN ({settled})", (cutoff, PENDING))
+            return int(conn.execute(f"DELETE FROM messages WHERE message_id IN ({settled})", (cutoff, PENDING)).rowcount)
+
+    def store_sizes(self) -> dict[str, int]:
+        """Rows per table: messages, and deliveries by status."""
+        conn = self._db.connection()
+        sizes = {"messages": int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])}
+        for status, count in conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall():
+            sizes[f"deliveries_{str(status).lower()}"] = int(count)
+        return sizes
 
     # --- inspection -----------------------------------------------------------------------
     def pending_count(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as google_errors
@@ -10,7 +11,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.gcp.errors import google_errors_as_ours
-from shared.ports import Document, DocumentStore, Transaction, TransactionConflict
+from shared.ports import EXPIRE_AT, Document, DocumentStore, Page, PageCursor, Transaction, TransactionConflict
 
 T = TypeVar("T")
 
@@ -32,10 +33,10 @@ class _FirestoreTransaction(Transaction):
 
     def create(self, collection: str, doc_id: str, data: Document) -> None:
         # A create is a write with the precondition "does not exist": the commit fails if it does.
-        self._transaction.create(self._client.collection(collection).document(doc_id), data)
+        self._transaction.create(self._client.collection(collection).document(doc_id), _stored(data))
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
-        self._transaction.set(self._client.collection(collection).document(doc_id), data)
+        self._transaction.set(self._client.collection(collection).document(doc_id), _stored(data))
 
     def delete(self, collection: str, doc_id: str) -> None:
         self._transaction.delete(self._client.collection(collection).document(doc_id))
@@ -44,8 +45,35 @@ class _FirestoreTransaction(Transaction):
 def _data(snapshot: Any) -> Document | None:
     if not snapshot.exists:
         return None
-    data: Document = snapshot.to_dict() or {}
+    return _read(snapshot.to_dict() or {})
+
+
+def _stored(data: Document) -> Document:
+    """`expire_at` as a timestamp: a TTL policy deletes a document only when its TTL field is one.
+
+    https://cloud.google.com/firestore/docs/ttl ("the TTL field must contain a Date and time value").
+    """
+    if EXPIRE_AT not in data:
+        return data
+    value = data[EXPIRE_AT]
+    if value is None:  # no expiry: absent, so the field's queries and TTL never see it
+        return {key: item for key, item in data.items() if key != EXPIRE_AT}
+    return {**data, EXPIRE_AT: _timestamp(value) if isinstance(value, str) else value}
+
+
+def _read(data: Document) -> Document:
+    value = data.get(EXPIRE_AT)
+    if isinstance(value, datetime):
+        return {**data, EXPIRE_AT: _iso(value)}
     return data
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class FirestoreDocumentStore(DocumentStore):
@@ -64,14 +92,14 @@ class FirestoreDocumentStore(DocumentStore):
     def create(self, collection: str, doc_id: str, data: Document) -> bool:
         with google_errors_as_ours(f"firestore create {collection}"):
             try:
-                self._ref(collection, doc_id).create(data, timeout=_TIMEOUT_SECONDS)
+                self._ref(collection, doc_id).create(_stored(data), timeout=_TIMEOUT_SECONDS)
             except google_errors.AlreadyExists:
                 return False
             return True
 
     def set(self, collection: str, doc_id: str, data: Document) -> None:
         with google_errors_as_ours(f"firestore set {collection}"):
-            self._ref(collection, doc_id).set(data, timeout=_TIMEOUT_SECONDS)
+            self._ref(collection, doc_id).set(_stored(data), timeout=_TIMEOUT_SECONDS)
 
     def delete(self, collection: str, doc_id: str) -> None:
         with google_errors_as_ours(f"firestore delete {collection}"):
@@ -80,7 +108,38 @@ class FirestoreDocumentStore(DocumentStore):
     def find(self, collection: str, field: str, value: Any, limit: int = 100) -> list[Document]:
         query = self._client.collection(collection).where(filter=FieldFilter(field, "==", value)).limit(limit)
         with google_errors_as_ours(f"firestore query {collection}"):
-            return [snapshot.to_dict() or {} for snapshot in query.stream(timeout=_TIMEOUT_SECONDS)]
+            return [_read(snapshot.to_dict() or {}) for snapshot in query.stream(timeout=_TIMEOUT_SECONDS)]
+
+    def page(
+        self,
+        collection: str,
+        order_by: str,
+        *,
+        where: tuple[str, Any] | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: PageCursor | None = None,
+    ) -> Page:
+        """`order_by` the field, then the document id, and `start_after` the cursor.
+
+        https://cloud.google.com/firestore/docs/query-data/query-cursors. An equality filter
+        with an order on another field needs a composite index (deploy.sh creates those used).
+        """
+        direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
+        query: Any = self._client.collection(collection)
+        if where is not None:
+            query = query.where(filter=FieldFilter(where[0], "==", where[1]))
+        query = query.order_by(order_by, direction=direction).order_by("__name__", direction=direction)
+        if after is not None:
+            value = _timestamp(after.value) if order_by == EXPIRE_AT and isinstance(after.value, str) else after.value
+            query = query.start_after({order_by: value, "__name__": after.doc_id})
+        with google_errors_as_ours(f"firestore query {collection}"):
+            snapshots = list(query.limit(limit + 1).stream(timeout=_TIMEOUT_SECONDS))
+        items = [(snapshot.id, _read(snapshot.to_dict() or {})) for snapshot in snapshots[:limit]]
+        if len(snapshots) <= limit or not items:
+            return Page(items=items)
+        last_id, last = items[-1]
+        return Page(items=items, next_cursor=PageCursor(last.get(order_by), last_id))
 
     def run_transaction(self, fn: Callable[[Transaction], T], max_attempts: int = 10) -> T:
         client = self._client

@@ -16,7 +16,7 @@ from shared.handlers.dead_letter_store import mark_retried, record_dead_letter
 from shared.handlers.sweep import sweep_expired
 from shared.ports import EXPIRE_AT
 from shared.services import DEAD_LETTERS, PROCESSED_EVENTS, VALIDATIONS, Services, utcnow
-from tests.conftest import SEED_REQUEST, fast_settings, onboard_seed
+from tests.conftest import SEED_REQUEST, fast_settings, onboard_seed, operator_client
 
 
 def _count(services: Services, collection: str) -> int:
@@ -93,7 +93,7 @@ def test_finding8_the_local_platform_sweeps_on_its_own(settings: Settings) -> No
     platform = LocalPlatform(build_embedded_services(quick), reconcile_every=3600)
     platform.start()
     try:
-        client = platform.app.test_client()
+        client = operator_client(platform.app)
         client.post("/api/v1/tenants/dryrun", json=SEED_REQUEST)
         assert _count(platform.services, VALIDATIONS) == 1
         platform.services.clock = lambda: utcnow() + quick.lifetimes.validations + timedelta(minutes=1)

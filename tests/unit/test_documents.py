@@ -81,6 +81,8 @@ STORED_EXPIRING_IDEMPOTENCY_RECORD: dict[str, Any] = {
     "created_at": "2026-11-27T04:14:57.100Z",
     "expires_at": "2026-11-28T04:14:57.100Z",
 }
+# Since records are swept, each also carries `expire_at` (the end of its replay window).
+STORED_SWEPT_IDEMPOTENCY_RECORD: dict[str, Any] = {**STORED_EXPIRING_IDEMPOTENCY_RECORD, "expire_at": "2026-11-28T04:14:57.100Z"}
 STORED_LATEST_VALIDATION: dict[str, Any] = {
     "fingerprint": "ab" * 32,
     "validation_id": "09c50e95d4a14bc7afc0f0e3f0a987f6",
@@ -95,6 +97,7 @@ STORED = [
     (ValidationDocument, STORED_VALIDATION),
     (IdempotencyRecord, STORED_IDEMPOTENCY_RECORD),
     (IdempotencyRecord, STORED_EXPIRING_IDEMPOTENCY_RECORD),
+    (IdempotencyRecord, STORED_SWEPT_IDEMPOTENCY_RECORD),
     (LatestValidation, STORED_LATEST_VALIDATION),
 ]
 
@@ -140,7 +143,8 @@ def test_an_onboarding_with_an_idempotency_key_stores_the_replay_record_in_its_f
     run_dry_run(TenantRequest.model_validate(SEED_REQUEST), services)
     first = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
     stored = services.documents.get(IDEMPOTENCY_KEYS, hashlib.sha256(b"key-1").hexdigest())
-    assert stored is not None and set(stored) == set(STORED_EXPIRING_IDEMPOTENCY_RECORD)
+    assert stored is not None and set(stored) == set(STORED_SWEPT_IDEMPOTENCY_RECORD)
+    assert stored["expire_at"] == stored["expires_at"]
     assert set(stored["response"]) == set(STORED_IDEMPOTENCY_RECORD["response"]) and "api_key" not in stored["response"]
     again = onboard(OnboardRequest.model_validate(SEED_REQUEST), "key-1", services)
     assert again.replayed and again.accepted == first.accepted

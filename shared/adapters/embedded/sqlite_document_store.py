@@ -7,8 +7,8 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,17 +120,9 @@ class SqliteDocumentStore(DocumentStore):
             (collection, doc_id, json.dumps(data), self._next_revision(conn)),
         )
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One short write transaction (the counter and the document change together)."""
-        conn = self._db.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return self._db.write_transaction()
 
     @translated
     def delete(self, collection: str, doc_id: str) -> None:

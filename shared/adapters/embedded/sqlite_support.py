@@ -113,6 +113,18 @@ class ThreadLocalSqlite:
                 old.close()
         return conn
 
+    @contextmanager
+    def write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection: BEGIN IMMEDIATE, COMMIT, or ROLLBACK on any exception."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to zero bytes; False if a reader kept it from finishing."""
         row = self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

@@ -34,7 +34,7 @@ OPERATOR, TENANT, PUBLIC = Caller.OPERATOR, Caller.TENANT, Caller.PUBLIC
 ROUTES: tuple[Route, ...] = (
     Route(
         "POST", "/api/v1/tenants/dryrun", "dryrun", OPERATOR, api._dryrun,
-        "Run the eight onboarding checks; creates nothing",
+        "Run the onboarding checks; creates nothing",
         {200: DryRunResponse}, request=TenantRequest,
     ),
     Route(

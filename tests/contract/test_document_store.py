@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -108,28 +109,7 @@ def test_a_write_between_read_and_commit_is_never_lost(document_store: DocumentS
     locks what the transaction read, so the other write waits and is aborted. Both are
     serializable; what must never happen is both writes landing on a stale read.
     """
-    document_store.set("counters", unique, {"n": 0})
-    seen: list[int] = []
-    refused: list[BackendError] = []
-
-    def bump_after_interference(txn: Transaction) -> None:
-        current = txn.get("counters", unique)
-        assert current is not None
-        seen.append(current["n"])
-        if len(seen) == 1:
-            try:
-                document_store.set("counters", unique, {"n": 100})
-            except BackendError as error:
-                refused.append(error)
-        txn.set("counters", unique, {"n": current["n"] + 1})
-
-    document_store.run_transaction(bump_after_interference)
-    if refused:
-        assert seen == [0]
-        assert document_store.get("counters", unique) == {"n": 1}
-    else:
-        assert seen[:2] == [0, 100]
-        assert document_store.get("counters", unique) == {"n": 101}
+    _bump_with_interference(document_store, unique, lambda: document_store.set("counters", unique, {"n": 100}))
 
 
 def test_a_transaction_never_acts_on_a_torn_read(document_store: DocumentStore, unique: str) -> None:
@@ -208,29 +188,12 @@ def test_finding10_a_read_of_a_deleted_and_recreated_document_is_stale(document_
     the embedded store must not restart a document's revision after a delete either, or a
     transaction that read the old document commits over the new one.
     """
-    document_store.set("counters", unique, {"n": 0})
-    seen: list[int] = []
-    refused: list[BackendError] = []
 
-    def bump_after_recreation(txn: Transaction) -> None:
-        current = txn.get("counters", unique)
-        assert current is not None
-        seen.append(current["n"])
-        if len(seen) == 1:
-            try:
-                document_store.delete("counters", unique)
-                document_store.set("counters", unique, {"n": 100})
-            except BackendError as error:
-                refused.append(error)
-        txn.set("counters", unique, {"n": current["n"] + 1})
+    def recreate() -> None:
+        document_store.delete("counters", unique)
+        document_store.set("counters", unique, {"n": 100})
 
-    document_store.run_transaction(bump_after_recreation)
-    if refused:
-        assert seen == [0]
-        assert document_store.get("counters", unique) == {"n": 1}
-    else:
-        assert seen[:2] == [0, 100]
-        assert document_store.get("counters", unique) == {"n": 101}
+    _bump_with_interference(document_store, unique, recreate)
 
 
 def _ids(page: Page) -> list[str]:
@@ -275,3 +238,33 @@ def test_finding8_expire_at_round_trips_and_orders_as_time(document_store: Docum
     page = document_store.page(collection, EXPIRE_AT, limit=1)
     assert _ids(page) == ["early"] and page.next_cursor is not None
     assert _ids(document_store.page(collection, EXPIRE_AT, limit=1, after=page.next_cursor)) == ["late"]
+
+
+def _bump_with_interference(document_store: DocumentStore, unique: str, interfere: Callable[[], None]) -> None:
+    """Increment a counter in a transaction while `interfere` writes it (to 100) between the first read and the commit.
+
+    Either the interfering write is refused and our increment lands on 0, or it lands and our
+    transaction re-runs on what it wrote: never an increment of the stale read over it.
+    """
+    document_store.set("counters", unique, {"n": 0})
+    seen: list[int] = []
+    refused: list[BackendError] = []
+
+    def bump(txn: Transaction) -> None:
+        current = txn.get("counters", unique)
+        assert current is not None
+        seen.append(current["n"])
+        if len(seen) == 1:
+            try:
+                interfere()
+            except BackendError as error:
+                refused.append(error)
+        txn.set("counters", unique, {"n": current["n"] + 1})
+
+    document_store.run_transaction(bump)
+    if refused:
+        assert seen == [0]
+        assert document_store.get("counters", unique) == {"n": 1}
+    else:
+        assert seen[:2] == [0, 100]
+        assert document_store.get("counters", unique) == {"n": 101}

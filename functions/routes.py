@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions import api, billing
+from functions import api, billing, console
 from schemas.events import BillingEvent
 from schemas.http import (
     BillingEventAccepted,
@@ -90,6 +90,25 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/v1/tenants/purge-expired", "purge_expired_http", OPERATOR, billing._purge,
         "Purge offboarded tenants past their retention",
         {200: PurgeResponse}, deadline_seconds=540.0,
+    ),
+    Route(
+        "GET", "/metrics", "healthz", OPERATOR, api._metrics,
+        "Prometheus metrics: onboardings, step durations, dead-letter backlog, billing events, bus queue depth",
+        {200: {"type": "string", "description": "Prometheus text exposition format 0.0.4"}},
+        media_type="text/plain",
+    ),
+    Route(
+        "GET", "/console", "healthz", PUBLIC, console._page,
+        "The operators' console (its data comes from the operator routes, with the operator's token)",
+        {200: {"type": "string", "description": "an HTML page"}}, media_type="text/html",
+    ),
+    Route(
+        "GET", "/console/console.js", "healthz", PUBLIC, console._script, "The console's script",
+        {200: {"type": "string"}}, media_type="text/javascript",
+    ),
+    Route(
+        "GET", "/console/console.css", "healthz", PUBLIC, console._style, "The console's style sheet",
+        {200: {"type": "string"}}, media_type="text/css",
     ),
 )  # fmt: skip
 

@@ -41,7 +41,11 @@ def path_arguments(rule: str) -> list[str]:
 
 
 def _operation_id(route: Route) -> str:
-    return f"{route.method.lower()}_{route.function}" + ("_openapi" if route.path == "/openapi.json" else "")
+    """`<method>_<function>`; the extra paths the healthz function serves add their own name (`get_healthz_openapi`)."""
+    if route.function != "healthz" or route.path == "/healthz":
+        return f"{route.method.lower()}_{route.function}"
+    words = re.findall(r"[a-z0-9]+", route.path.removesuffix(".json").lower())
+    return f"{route.method.lower()}_{route.function}_" + "_".join(words)
 
 
 def _models(routes: Iterable[Route]) -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
@@ -117,9 +121,10 @@ def _security_31(caller: Caller) -> list[dict[str, list[str]]]:
 
 
 def _response(status: int, schema: Mapping[str, Any], route: Route) -> dict[str, Any]:
+    media_type = route.media_type if status < 400 else "application/json"
     response: dict[str, Any] = {
         "description": HTTPStatus(status).phrase,
-        "content": {"application/json": {"schema": dict(schema)}},
+        "content": {media_type: {"schema": dict(schema)}},
     }
     headers: dict[str, Any] = {}
     if status == 401:
@@ -170,6 +175,8 @@ def api_gateway_config(
         }
         if parameters:
             operation["parameters"] = parameters
+        if route.media_type != "application/json":
+            operation["produces"] = [route.media_type]
         if route.request is not None:
             operation["consumes"] = ["application/json"]
             operation["parameters"] = [*parameters, {"name": "body", "in": "body", "required": True, "schema": {"type": "object"}}]

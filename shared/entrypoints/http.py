@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from shared.services import Services
 from shared.tracing import from_headers, trace_scope
 
 logger = logging.getLogger(__name__)
+_OPERATOR: ContextVar[str | None] = ContextVar("operator", default=None)
 M = TypeVar("M", bound=BaseModel)
 View = Callable[..., flask.Response]
 
@@ -109,6 +111,7 @@ class Route:
     errors: tuple[int, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     deadline_seconds: float | None = None  # at the front door; None: API Gateway's default (15 s)
+    operation: str | None = None  # the operationId, where a function serves two routes of one method
     media_type: str = "application/json"  # of the success bodies (errors are always JSON)
 
 
@@ -164,6 +167,11 @@ def authorize(route: Route, request: flask.Request) -> str | None:
     if api_key and tenant_of_key(api_key, services) is not None:
         raise Forbidden("operator route: a tenant's API key cannot call it", field="X-API-Key")
     raise OperatorUnauthorized("operator route: send 'Authorization: Bearer <operator token>'")
+
+
+def current_operator() -> str | None:
+    """The operator the request being served authenticated as (its subject), or None."""
+    return _OPERATOR.get()
 
 
 def _is_operator(request: flask.Request, services: Services) -> bool:
@@ -290,8 +298,13 @@ class Router:
         found = route
 
         def call() -> flask.Response:
-            with log_context(operator=authorize(found, request)):
-                return found.view(request, **arguments)
+            operator = authorize(found, request)
+            token = _OPERATOR.set(operator)
+            try:
+                with log_context(operator=operator):
+                    return found.view(request, **arguments)
+            finally:
+                _OPERATOR.reset(token)
 
         return guarded(call), route
 

@@ -11,7 +11,6 @@ carries routing, deadlines and authentication, and the bodies are documented in 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -41,11 +40,9 @@ def path_arguments(rule: str) -> list[str]:
 
 
 def _operation_id(route: Route) -> str:
-    """`<method>_<function>`; the extra paths the healthz function serves add their own name (`get_healthz_openapi`)."""
-    if route.function != "healthz" or route.path == "/healthz":
-        return f"{route.method.lower()}_{route.function}"
-    words = re.findall(r"[a-z0-9]+", route.path.removesuffix(".json").lower())
-    return f"{route.method.lower()}_{route.function}_" + "_".join(words)
+    if route.operation is not None:
+        return route.operation
+    return f"{route.method.lower()}_{route.function}" + ("_openapi" if route.path == "/openapi.json" else "")
 
 
 def _models(routes: Iterable[Route]) -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:

@@ -18,14 +18,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shared.services import DEAD_LETTERS, Services
+from shared.handlers.dead_letter_store import BACKLOG_CAP, open_dead_letters
+from shared.services import Services
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REGISTRY = CollectorRegistry(auto_describe=True)
-# The backlog gauge counts at most this many open dead letters (a scrape stays one bounded read).
-BACKLOG_CAP = 10_000
 
 ONBOARDINGS = Counter(
     "onboarding_onboardings",
@@ -130,16 +129,6 @@ class BackendGauges(Collector):
             for subscription, count in sorted(depths.items()):
                 depth.add_metric([subscription], count)
             yield depth
-
-
-def open_dead_letters(services: Services) -> int:
-    """How many dead letters are OPEN (at most BACKLOG_CAP)."""
-    count = 0
-    for _ in services.documents.scan(DEAD_LETTERS, "dead_lettered_at", where=("status", "OPEN"), page_size=500):
-        count += 1
-        if count >= BACKLOG_CAP:
-            break
-    return count
 
 
 _gauges: BackendGauges | None = None

@@ -124,21 +124,23 @@ function renderEvents(events) {
 }
 
 async function refresh() {
-  try {
-    const [tenants, letters] = await Promise.all([
-      call("GET", "/api/v1/tenants?limit=100"),
-      call("GET", "/api/v1/dead-letters?status=OPEN&limit=100"),
-    ]);
-    renderTenants(tenants.tenants);
-    renderDeadLetters(letters.dead_letters);
-    if (auditTenant) {
-      const trail = await call("GET", `/api/v1/tenants/${encodeURIComponent(auditTenant)}/events?limit=100`);
-      renderEvents(trail.events);
-    }
-    $("#refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
-    if ($("#message").className !== "info") say("");
-  } catch (error) {
-    if (error.message !== "unauthorized") say(`Refresh failed: ${error.message}`);
+  // Each panel on its own: one route failing leaves the others current.
+  const panels = [
+    call("GET", "/api/v1/tenants?limit=100").then((page) => renderTenants(page.tenants)),
+    call("GET", "/api/v1/dead-letters?status=OPEN&limit=100").then((page) => renderDeadLetters(page.dead_letters)),
+  ];
+  if (auditTenant) {
+    const path = `/api/v1/tenants/${encodeURIComponent(auditTenant)}/events?limit=100`;
+    panels.push(call("GET", path).then((trail) => renderEvents(trail.events)));
+  }
+  const failures = (await Promise.allSettled(panels))
+    .filter((result) => result.status === "rejected" && result.reason.message !== "unauthorized")
+    .map((result) => result.reason.message);
+  $("#refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  if (failures.length) {
+    say(`Refresh failed: ${failures.join("; ")}`);
+  } else if ($("#message").className !== "info") {
+    say("");
   }
 }
 

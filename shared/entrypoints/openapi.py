@@ -11,6 +11,7 @@ carries routing, deadlines and authentication, and the bodies are documented in 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any

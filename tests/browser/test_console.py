@@ -95,6 +95,7 @@ def _signed_in(browser: Browser, served: Served) -> tuple[Page, list[str]]:
     page.fill("#token", OPERATOR_TOKEN)
     page.click("#sign-in button[type=submit]")
     page.wait_for_selector("#content:not([hidden])", timeout=WAIT_MS)
+    assert page.is_hidden("#sign-in") and page.is_visible("#sign-out")
     assert page.evaluate("sessionStorage.getItem('onboarding.operatorToken')") == OPERATOR_TOKEN
     return page, requested
 

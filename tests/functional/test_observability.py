@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from functions.local import LocalPlatform
+from scripts.observability_config import log_metrics
 from shared.bootstrap import build_embedded_services
+from shared.handlers.reconcile import reconcile
 from shared.logging_setup import configure_logging
 from shared.tracing import TRACE_ATTRIBUTE, TRACE_FIELD, parse_cloud_trace_context, parse_traceparent
 from tests.conftest import SEED_REQUEST, fast_settings, operator_client
+from tests.functional.billing_support import billing_message
 
 API = "/api/v1/tenants"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -171,3 +176,34 @@ def test_metrics_count_onboardings_steps_dead_letters_and_the_queue(observed: tu
     assert client.post(f"{API}/metrics_failed/retry").status_code == 202
     assert _settled(client, "metrics_failed")["status"] == "ACTIVE"
     assert _samples(client.get("/metrics").get_data(as_text=True))[("onboarding_dead_letter_backlog", ())] == 0
+
+
+def test_the_log_based_metrics_deploy_sh_creates_match_lines_the_code_writes(observed: tuple[LocalPlatform, io.StringIO]) -> None:
+    """Each metric's filter names a message the code logs, and the fields it extracts are on that line."""
+    platform, logs = observed
+    client = operator_client(platform.app)
+    client.post(f"{API}/dryrun", json=SEED_REQUEST)
+    assert client.post(f"{API}/onboard?wait=30", json=SEED_REQUEST).status_code == 201
+    event = billing_message("evt-metrics-1", "customer_123", "plan_changed", 1, new_plan="SCALE")
+    assert client.post("/api/v1/billing/events", json=event).status_code == 202
+    failing = {**SEED_REQUEST, "tenant_id": "metrics_failed"}
+    client.post(f"{API}/dryrun", json=failing)
+    platform.bus.stop()
+    assert client.post(f"{API}/onboard", json=failing).status_code == 202
+    assert platform.services.faults is not None
+    platform.services.faults.start_outage("warehouse.create_dataset")
+    platform.bus.start()
+    assert platform.bus.wait_idle(30)
+    reconcile(platform.services, timedelta(0))
+
+    lines = _lines(logs)
+    for name, metric in log_metrics().items():
+        message = re.search(r'jsonPayload\.message="([^"]+)"', metric["filter"]).group(1)  # type: ignore[union-attr]
+        matching = [line for line in lines if line["message"] == message]
+        assert matching, f"{name}: no line says {message!r}"
+        fields = re.findall(r"EXTRACT\(jsonPayload\.(\w+)\)", json.dumps(metric))
+        assert all(field in line for field in fields for line in matching), (name, fields)
+        if "valueExtractor" in metric:
+            assert all(isinstance(line[fields[0]], (int, float)) for line in matching)
+    backlog = [line["open_dead_letters"] for line in lines if line["message"] == "dead-letter backlog"]
+    assert backlog[-1] == 1

@@ -20,7 +20,7 @@ from scripts.observability_config import log_metrics
 from shared.bootstrap import build_embedded_services
 from shared.handlers.reconcile import reconcile
 from shared.logging_setup import configure_logging
-from shared.tracing import TRACE_ATTRIBUTE, TRACE_FIELD, parse_cloud_trace_context, parse_traceparent
+from shared.tracing import TRACE_ATTRIBUTE, TRACE_FIELD, parse_cloud_trace_context, parse_traceparent, trace_project
 from tests.conftest import SEED_REQUEST, fast_settings, operator_client
 from tests.functional.billing_support import billing_message
 
@@ -91,7 +91,7 @@ def test_every_step_of_an_onboarding_logs_the_trace_of_the_request_and_a_retry_c
     assert platform.bus.wait_idle(30)
     assert _settled(client, "customer_123")["status"] == "FAILED"
 
-    onboarding = f"projects/local-project/traces/{TRACE_ID}"
+    onboarding = f"projects/{trace_project()}/traces/{TRACE_ID}"
     lines = _lines(logs)
     step_lines = [line for line in lines if line.get("step") and line.get("tenant_id", "customer_123") == "customer_123"]
     assert {line["step"] for line in step_lines if line["message"] == "step delivery handled"} == {"subscription", "quota", "dataset"}
@@ -110,7 +110,7 @@ def test_every_step_of_an_onboarding_logs_the_trace_of_the_request_and_a_retry_c
     assert platform.bus.wait_idle(30)
     retry_lines = [line for line in _lines(logs) if line.get("step") in ("dataset", "view")]
     assert {line["step"] for line in retry_lines} == {"dataset", "view"}
-    assert all(line[TRACE_FIELD] == f"projects/local-project/traces/{RETRY_TRACE_ID}" for line in retry_lines)
+    assert all(line[TRACE_FIELD] == f"projects/{trace_project()}/traces/{RETRY_TRACE_ID}" for line in retry_lines)
     activated = platform.bus.messages(platform.services.settings.topics.lifecycle)
     assert [parse_traceparent(attrs[TRACE_ATTRIBUTE]).trace_id for _, attrs in activated] == [RETRY_TRACE_ID]  # type: ignore[union-attr]
 
@@ -120,7 +120,7 @@ def test_an_error_answer_is_logged_with_http_request_and_the_callers_trace(obser
     answer = operator_client(platform.app).get(f"{API}/nobody_here?x=1", headers={"traceparent": TRACEPARENT, "User-Agent": "probe/1"})
     assert answer.status_code == 404
     (line,) = [line for line in _lines(logs) if line["message"] == "request answered with an error"]
-    assert line["severity"] == "WARNING" and line[TRACE_FIELD] == f"projects/local-project/traces/{TRACE_ID}"
+    assert line["severity"] == "WARNING" and line[TRACE_FIELD] == f"projects/{trace_project()}/traces/{TRACE_ID}"
     request = line["httpRequest"]
     assert (request["requestMethod"], request["requestUrl"], request["status"], request["userAgent"]) == (
         "GET",

@@ -24,7 +24,7 @@ from shared.handlers.lifecycle import publish_activation
 from shared.handlers.provisioning import StepAction, action_of
 from shared.handlers.step_commands import publish_step, relay, stage_steps, step_event_id
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import EXPIRE_AT, Transaction
+from shared.ports import EXPIRE_AT, Document, Transaction
 from shared.services import PROCESSED_EVENTS, TENANTS, Services, iso
 
 __all__ = ["go_live", "handle_step", "load_tenant", "update_tenant"]
@@ -37,7 +37,7 @@ def handle_step(command: StepRequested, services: Services) -> str:
     """Run one provisioning step at least once in effect; returns what happened, for logs and tests."""
     action = action_of(command.step)
     if action.effects is None:
-        return _complete(command, services, action, {}, begin=True)
+        return _complete(command, services, action, {}, begin=True, copied=_copy_if_going_live(command, services, action))
     verdict, began = services.documents.run_transaction(lambda txn: _begin(txn, command, services))
     if verdict != "run":
         if verdict == "already_done":
@@ -60,6 +60,29 @@ def handle_step(command: StepRequested, services: Services) -> str:
         update_tenant(services, command.tenant_id, current(lambda s: transitions.record_failure(s, command.step, reason, services.now())))
         raise
     return _complete(command, services, action, facts, begin=False)
+
+
+def _copy_if_going_live(command: StepRequested, services: Services, action: StepAction) -> bool:
+    """A record-only step that completes the graph: the copy goes in before the commit that makes the tenant ACTIVE.
+
+    Only a step nothing waits on can be the last, so only such a step reads the state document
+    first (one read, no transaction); what it predicts is what its transaction will commit
+    unless something else changed the tenant meanwhile, and a copy row of an earlier revision
+    is replaced by the next append, as after a step with effects. Returns whether it appended.
+    """
+    if step_graph.dependents_of(command.step):
+        return False
+    raw = services.documents.get(TENANTS, command.tenant_id)
+    if raw is None:
+        return False
+    state = TenantState.model_validate(raw)
+    if not transitions.step_is_current(state, command.step, command.generation) or not state.prerequisites_done(command.step):
+        return False
+    predicted, _ = _completed(transitions.begin_attempt(state, command.step, services.now()), command, action, {}, services)
+    if predicted.status != "ACTIVE":
+        return False
+    _append_go_live_copy(services, predicted)
+    return True
 
 
 def _completed(
@@ -115,18 +138,20 @@ def _begin(txn: Transaction, command: StepRequested, services: Services) -> tupl
     return "run", began
 
 
-def _complete(command: StepRequested, services: Services, action: StepAction, facts: dict[str, Any], *, begin: bool) -> str:
-    def complete(txn: Transaction) -> tuple[str, TenantState, list[str]]:
+def _complete(
+    command: StepRequested, services: Services, action: StepAction, facts: dict[str, Any], *, begin: bool, copied: bool = True
+) -> str:
+    def complete(txn: Transaction) -> tuple[str, TenantState, dict[str, Document]]:
         state = _read(txn, command.tenant_id)
         if begin:
             verdict = _triage(txn, state, command)
             if verdict in ("stale", "given_up"):
                 txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, verdict, services))
             if verdict != "run":
-                return verdict, state, []
+                return verdict, state, {}
             state = transitions.begin_attempt(state, command.step, services.now())
         elif not transitions.step_is_current(state, command.step, command.generation):
-            return "superseded", state, []  # done, given up or retried meanwhile
+            return "superseded", state, {}  # done, given up or retried meanwhile
         updated, released = _completed(state, command, action, facts, services)
         txn.set(TENANTS, command.tenant_id, updated.model_dump())
         # The released steps' commands are staged in the outbox with the state change: a crash
@@ -145,7 +170,7 @@ def _complete(command: StepRequested, services: Services, action: StepAction, fa
     # message is redelivered and the redelivery relays it (or the relay does, whichever is first).
     relay(services, staged, strict=True)
     if state.status == "ACTIVE":
-        go_live(services, state, copied=action.effects is not None)
+        go_live(services, state, copied=copied)
     if staged or state.status == "ACTIVE":
         services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})

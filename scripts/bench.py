@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -213,6 +213,38 @@ def measure_gcp_sequential(data_dir: Path, tenants: int, scale: float) -> tuple[
     return times, per_tenant
 
 
+@contextmanager
+def watching(reached: Callable[[str], bool], sent: dict[str, float], when: dict[str, float]) -> Iterator[None]:
+    """While the block runs, note in `when` the moment each id of `sent` first satisfies `reached`.
+
+    Watched beside the submissions, not after them: a tenant that finishes while later ones are
+    still being sent is timed when it finishes.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for key in list(sent):
+                if key not in when and reached(key):
+                    when[key] = time.monotonic()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Until `condition()` holds or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def measure_gcp_burst(data_dir: Path, tenants: int, spread_seconds: float, scale: float, give_up_seconds: float) -> dict[str, Any]:
     """`tenants` onboardings spread evenly over `spread_seconds` (Google Cloud seconds) on the profile, and their outcome."""
     env = {"ONBOARDING_CLOUD_PROFILE": "gcp", "ONBOARDING_CLOUD_TIME_SCALE": str(scale)}
@@ -226,14 +258,10 @@ def measure_gcp_burst(data_dir: Path, tenants: int, spread_seconds: float, scale
             tenant_id = f"gcp_burst_{index}"
             accepted[tenant_id] = _submit(operator_session(data_dir), api, tenant_id)
 
-        with ThreadPoolExecutor(max_workers=min(tenants, 64)) as pool:
-            list(pool.map(one, range(tenants)))
-        deadline = time.monotonic() + give_up_seconds * scale
-        while len(finished) < tenants and time.monotonic() < deadline:
-            for tenant_id in accepted:
-                if tenant_id not in finished and _status(platform, tenant_id) in TERMINAL:
-                    finished[tenant_id] = time.monotonic()
-            time.sleep(0.01)
+        with watching(lambda tenant_id: _status(platform, tenant_id) in TERMINAL, accepted, finished):
+            with ThreadPoolExecutor(max_workers=min(tenants, 64)) as pool:
+                list(pool.map(one, range(tenants)))
+            wait_for(lambda: len(finished) >= tenants, give_up_seconds * scale)
         outcome = Counter(_status(platform, tenant_id) for tenant_id in accepted)
         guard = platform.services.guard
         profile = guard.profile if guard is not None else None
@@ -294,16 +322,12 @@ def measure_billing_burst(
             return
         sent[tenant_id] = time.monotonic()
 
-    with ThreadPoolExecutor(max_workers=min(len(tenant_ids), 64)) as pool:
-        list(pool.map(one, range(len(tenant_ids))))
     documents = unwrap(platform.services.documents)
     applied: dict[str, float] = {}
-    deadline = time.monotonic() + give_up_seconds * scale
-    while len(applied) < len(sent) and time.monotonic() < deadline:
-        for tenant_id in sent:
-            if tenant_id not in applied and (documents.get("tenants", tenant_id) or {}).get("subscription_plan") == BILLING_PLAN:
-                applied[tenant_id] = time.monotonic()
-        time.sleep(0.01)
+    with watching(lambda tenant_id: (documents.get("tenants", tenant_id) or {}).get("subscription_plan") == BILLING_PLAN, sent, applied):
+        with ThreadPoolExecutor(max_workers=min(len(tenant_ids), 64)) as pool:
+            list(pool.map(one, range(len(tenant_ids))))
+        wait_for(lambda: len(applied) >= len(sent), give_up_seconds * scale)
     return {
         "events": len(tenant_ids),
         "applied": len(applied),

@@ -4,8 +4,9 @@ A step with effects (BigQuery DDL) visits the state document twice: one transact
 dedupes and counts the attempt, one that completes the step, records its facts, releases the
 steps waiting on it (their commands staged in the outbox, published after the commit) and
 writes the processed marker. A step that only records something in the state document does
-all of that in a single transaction. A completion that is followed by publishes (released
-steps, going live) marks its marker finished once they are done.
+all of that in a single transaction. A completion that makes the tenant ACTIVE marks its
+marker finished once going live is done; released steps wait in the outbox until relayed,
+by the completing delivery, a redelivery of it, or the reconciler.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def handle_step(command: StepRequested, services: Services) -> str:
     if verdict != "run":
         if verdict == "already_done":
             _heal(services, began, command)
+        elif verdict == "duplicate":
+            _relay_released(services, began, command)
         return verdict
 
     def current(change: Callable[[TenantState], TenantState]) -> Callable[[TenantState], TenantState | None]:
@@ -157,13 +160,18 @@ def _complete(
         # The released steps' commands are staged in the outbox with the state change: a crash
         # after the commit cannot lose them (the relay publishes what is left there).
         staged = stage_steps(txn, services, updated, released)
-        follow_up = bool(staged) or updated.status == "ACTIVE"
+        # What the completion releases waits in the outbox until relayed: a redelivery finds it
+        # there (`_relay_released`), and so does the reconciler. Only going live leaves no such
+        # trace, so only it leaves the marker unfinished until done.
+        follow_up = updated.status == "ACTIVE"
         txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services, effects_done=not follow_up))
         return "done", updated, staged
 
     outcome, state, staged = services.documents.run_transaction(complete)
     if outcome == "already_done":
         _heal(services, state, command)
+    elif outcome == "duplicate":
+        _relay_released(services, state, command)
     if outcome != "done":
         return outcome
     # A publish that fails leaves its command in the outbox and the marker unfinished: the
@@ -171,7 +179,7 @@ def _complete(
     relay(services, staged, strict=True)
     if state.status == "ACTIVE":
         go_live(services, state, copied=copied)
-    if staged or state.status == "ACTIVE":
+    if state.status == "ACTIVE":
         services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
     return "done"
@@ -195,6 +203,16 @@ def _append_go_live_copy(services: Services, state: TenantState) -> None:
         recorded_at=services.clock(),
     )
     append_copy(services, state, runs=[validation])
+
+
+def _relay_released(services: Services, state: TenantState, command: StepRequested) -> None:
+    """A duplicate of a completed step: what it released and nobody ran yet may still be in the outbox (a crash after the commit)."""
+    waiting = [
+        step_event_id(state, name, state.steps[name].generation)
+        for name in step_graph.dependents_of(command.step)
+        if state.steps[name].status == "PENDING" and state.steps[name].attempts == 0
+    ]
+    relay(services, waiting, strict=True)
 
 
 def _heal(services: Services, state: TenantState, command: StepRequested) -> None:

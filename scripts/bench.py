@@ -426,7 +426,8 @@ def local_scale_section(tmp: Path, tenants: int, concurrency: int, floor_tenants
         f"local scale: floor p50 {floor_before:.1f} ms before the run, {floor_after:.1f} ms after ({floor_tenants} tenants each); "
         f"load average (1 min) {load_before:.2f} before, {load_during:.2f} at the end of the run, {load_after:.2f} after{warning}",
         f"local scale: ratio wall / ({tenants} x floor p50 {floor_p50:.1f} ms): {ratio:.2f}x  (target <= 1.5); "
-        f"in CPU time: {cpu_ratio:.2f}x",
+        f"in CPU time: {cpu_ratio:.2f}x ({scale['cpu_seconds'] * 1000 / tenants:.1f} ms per tenant against the floor's "
+        f"{(floor_cpu_before + floor_cpu_after) / 2:.1f} ms)",
         f"local scale: backend calls per tenant (dry run, onboarding, steps): {scale['calls_per_tenant']:.1f}",
     ]
 

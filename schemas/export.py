@@ -31,6 +31,13 @@ MODELS: list[type[BaseModel]] = [
     http.BillingEventAccepted,
     http.TenantEventsResponse,
     http.PurgeResponse,
+    http.TenantList,
+    http.OperatorActionRequest,
+    http.OperatorActionResponse,
+    http.ApiKeyRotateRequest,
+    http.ApiKeyRotated,
+    http.ApiKeyRevokeRequest,
+    http.ApiKeysRevoked,
 ]
 
 

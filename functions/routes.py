@@ -7,7 +7,7 @@ config (`scripts/api_config.py`). Nothing about a route is written anywhere else
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from functions import api, billing
 from schemas.events import BillingEvent
@@ -22,8 +22,10 @@ from schemas.http import (
     PurgeResponse,
     RetryAccepted,
     TenantEventsResponse,
+    TenantList,
     TenantOverview,
     TenantRequest,
+    TenantStatus,
     TenantStatusResponse,
 )
 from shared.entrypoints.http import Caller, Parameter, Route, Router
@@ -90,6 +92,18 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/v1/tenants/purge-expired", "purge_expired_http", OPERATOR, billing._purge,
         "Purge offboarded tenants past their retention",
         {200: PurgeResponse}, deadline_seconds=540.0,
+    ),
+    Route(
+        "GET", "/api/v1/tenants", "tenant_status", OPERATOR, api._list_tenants,
+        "Tenants newest first, a page at a time, optionally of one status and one plan",
+        {200: TenantList}, errors=(422,),
+        parameters=(
+            Parameter("status", "query", "only tenants in this status", {"type": "string", "enum": list(get_args(TenantStatus))}),
+            Parameter("plan", "query", "only tenants on this subscription plan"),
+            Parameter("limit", "query", "page size, 1 to 1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Parameter("page_token", "query", "next_page_token of the previous page"),
+        ),
+        operation="list_tenants",
     ),
 )  # fmt: skip
 

@@ -31,6 +31,7 @@ MODELS: list[type[BaseModel]] = [
     http.BillingEventAccepted,
     http.TenantEventsResponse,
     http.PurgeResponse,
+    http.TenantList,
 ]
 
 

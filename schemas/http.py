@@ -114,6 +114,28 @@ class TenantStatusResponse(Contract):
     error: str | None = None
 
 
+class TenantSummary(Part):
+    """One tenant in the operators' list: profile, plan, status and each step's status."""
+
+    tenant_id: str
+    company_name: str
+    admin_email: str
+    subscription_plan: str
+    status: TenantStatus
+    steps: list[StepStatus]
+    created_at: str
+    updated_at: str
+    error: str | None = None
+
+
+class TenantList(Contract):
+    """`GET /api/v1/tenants`: a page of tenants, newest first."""
+
+    count: int
+    tenants: list[TenantSummary]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
+
+
 class TenantOverview(Contract):
     """The tenant's row of `tenant_comprehensive_view`."""
 

@@ -268,6 +268,8 @@ class Exercise:
         http("tenant_overview", "GET /api/v1/tenants/iam_main/overview", 200, headers={"X-API-Key": self.main_key})
         http("tenant_overview", "GET /api/v1/tenants/iam_main/overview", 401)
         http("tenant_status", "GET /api/v1/tenants/iam_nobody", 404)
+        http("tenant_status", "GET /api/v1/tenants?status=ACTIVE&plan=PROFESSIONAL&limit=1", 200)
+        http("tenant_status", "GET /api/v1/tenants?status=LOST", 422)
 
     def _step_failures_and_retries(self) -> None:
         http = self.http

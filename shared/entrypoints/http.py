@@ -106,6 +106,7 @@ class Route:
     errors: tuple[int, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     deadline_seconds: float | None = None  # at the front door; None: API Gateway's default (15 s)
+    operation: str | None = None  # the operationId, where a function serves two routes of one method
 
 
 def error_statuses(route: Route) -> tuple[int, ...]:

@@ -156,6 +156,9 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     # retry: 409 (not FAILED), 404
     c.check("POST", f"{api}/customer_123/retry", client.post(f"{api}/customer_123/retry"))
     c.check("POST", f"{api}/nobody_here/retry", client.post(f"{api}/nobody_here/retry"))
+    # the tenant list: 200, 422
+    c.check("GET", api, client.get(f"{api}?status=ACTIVE&limit=5"))
+    c.check("GET", api, client.get(f"{api}?plan=GOLD"))
     # dead letters: 200, 422
     c.check("GET", "/api/v1/dead-letters", client.get("/api/v1/dead-letters"))
     c.check("GET", "/api/v1/dead-letters?status=LOST", client.get("/api/v1/dead-letters?status=LOST"))

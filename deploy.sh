@@ -260,6 +260,9 @@ HTTP_TABLE=(
   "retry_tenant_steps 60s datastore.user$STEP_PUBLISHERS"
   # reads the dead-letter records.
   "dead_letters 60s datastore.viewer"
+  # operators' suspend, resume, offboard: as billing_event (tenant, API key, processed-event and audit documents in
+  # one transaction; the central tables' rows; tenant-lifecycle); API key rotation encrypts the new key (never decrypts).
+  "tenant_admin 60s datastore.user bigquery.dataEditor@central pubsub.publisher@topic:$TOPIC_LIFECYCLE cloudkms.cryptoKeyEncrypter@key"
 )
 HTTP_FUNCTIONS=()
 for line in "${HTTP_TABLE[@]}"; do

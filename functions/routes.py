@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from functions import api, billing
+from functions import admin, api, billing
 from schemas.events import BillingEvent
 from schemas.http import (
+    ApiKeyRevokeRequest,
+    ApiKeyRotated,
+    ApiKeyRotateRequest,
+    ApiKeysRevoked,
     BillingEventAccepted,
     DeadLetterList,
     DryRunResponse,
@@ -19,6 +23,8 @@ from schemas.http import (
     OnboardAccepted,
     OnboardCompleted,
     OnboardRequest,
+    OperatorActionRequest,
+    OperatorActionResponse,
     PurgeResponse,
     RetryAccepted,
     TenantEventsResponse,
@@ -104,6 +110,31 @@ ROUTES: tuple[Route, ...] = (
             Parameter("page_token", "query", "next_page_token of the previous page"),
         ),
         operation="list_tenants",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/suspend", "tenant_admin", OPERATOR, admin._suspend,
+        "Suspend a live tenant, with a reason (its API keys are refused while suspended); recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="suspend_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/resume", "tenant_admin", OPERATOR, admin._resume,
+        "Resume a suspended tenant, with a reason; recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="resume_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/offboard", "tenant_admin", OPERATOR, admin._offboard,
+        "Offboard a live tenant, with a reason: its API keys are revoked, its data kept until purge; recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="offboard_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/api-keys/rotate", "tenant_admin", OPERATOR, admin._rotate_key,
+        "A new API key, shown this once; the old key works for the grace period (grace_hours), then is refused",
+        {200: ApiKeyRotated}, request=ApiKeyRotateRequest, errors=(404, 409), operation="rotate_api_key",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/api-keys/revoke", "tenant_admin", OPERATOR, admin._revoke_keys,
+        "Refuse at once a rotated-out key (key_id), or every key still in its grace period",
+        {200: ApiKeysRevoked}, request=ApiKeyRevokeRequest, errors=(404, 409), operation="revoke_api_keys",
     ),
 )  # fmt: skip
 

@@ -32,6 +32,12 @@ MODELS: list[type[BaseModel]] = [
     http.TenantEventsResponse,
     http.PurgeResponse,
     http.TenantList,
+    http.OperatorActionRequest,
+    http.OperatorActionResponse,
+    http.ApiKeyRotateRequest,
+    http.ApiKeyRotated,
+    http.ApiKeyRevokeRequest,
+    http.ApiKeysRevoked,
 ]
 
 

@@ -232,6 +232,7 @@ class Exercise:
             self._step_failures_and_retries()
             self._poison_and_orphans()
             self._billing()
+            self._administration()
             self._reconcile()
             self._purge()
             self._sweep()
@@ -332,6 +333,19 @@ class Exercise:
         assert self.status(tenant) == "ACTIVE"
         http("tenant_events_http", f"GET /api/v1/tenants/{tenant}/events", 200)
         http("tenant_events_http", "GET /api/v1/tenants/iam_nobody/events", 404)
+
+    def _administration(self) -> None:
+        http, tenant, reason = self.http, "iam_waiting", {"reason": "iam check"}
+        rotated = http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/rotate", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/revoke", 200, {**reason, "key_id": rotated["previous_key_id"]})
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/rotate", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/suspend", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/resume", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/offboard", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/resume", 409, reason)
+        http("tenant_admin", "POST /api/v1/tenants/iam_nobody/suspend", 404, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/suspend", 422, {})
+        self.deliver()
 
     def _reconcile(self) -> None:
         # A crash between a commit and its publish, modelled as a bus outage at that moment: the

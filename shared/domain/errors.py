@@ -125,3 +125,15 @@ class TenantSuspended(DomainError):
     """The tenant's key is valid but the tenant is suspended (a payment failed)."""
 
     code, status = "TENANT_SUSPENDED", 403
+
+
+class TransitionNotAllowed(DomainError):
+    """The tenant's status does not allow this operator action (the billing lifecycle refuses it)."""
+
+    code, status = "TRANSITION_NOT_ALLOWED", 409
+
+
+class ApiKeyNotFound(DomainError):
+    """No key of this tenant has that id."""
+
+    code, status = "API_KEY_NOT_FOUND", 404

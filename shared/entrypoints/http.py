@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from shared.ports import BackendError
 from shared.services import Services
 
 logger = logging.getLogger(__name__)
+_OPERATOR: ContextVar[str | None] = ContextVar("operator", default=None)
 M = TypeVar("M", bound=BaseModel)
 View = Callable[..., flask.Response]
 
@@ -163,6 +165,11 @@ def authorize(route: Route, request: flask.Request) -> str | None:
     raise OperatorUnauthorized("operator route: send 'Authorization: Bearer <operator token>'")
 
 
+def current_operator() -> str | None:
+    """The operator the request being served authenticated as (its subject), or None."""
+    return _OPERATOR.get()
+
+
 def _is_operator(request: flask.Request, services: Services) -> bool:
     """True when the request carries a valid operator credential (any fault in it reads as no)."""
     try:
@@ -274,8 +281,13 @@ class Router:
             return error_response(MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed})
 
         def call() -> flask.Response:
-            with log_context(operator=authorize(route, request)):
-                return route.view(request, **arguments)
+            operator = authorize(route, request)
+            token = _OPERATOR.set(operator)
+            try:
+                with log_context(operator=operator):
+                    return route.view(request, **arguments)
+            finally:
+                _OPERATOR.reset(token)
 
         return guarded(call)
 

@@ -28,3 +28,10 @@ def test_the_readme_is_at_most_200_lines_and_its_links_resolve() -> None:
     assert README.count("\n") <= 200
     for target in re.findall(r"\]\(((?:docs/)?[\w.-]+\.md)(?:#[\w-]+)?\)", README):
         assert (ROOT / target).is_file(), target
+
+
+def test_every_variable_the_readme_names_is_read_by_the_code() -> None:
+    code = "\n".join(path.read_text() for folder in ("shared", "functions", "scripts") for path in (ROOT / folder).rglob("*.py"))
+    named = set(re.findall(r"`(ONBOARDING_[A-Z_]+[A-Z])(?:\*|=\w+)?`", README))
+    assert "ONBOARDING_BACKEND" in named
+    assert [name for name in sorted(named) if f'"{name}' not in code] == []

@@ -145,3 +145,30 @@ def test_the_documented_session_runs_twice_in_a_row(server: RunningServer) -> No
         assert '"tenant_status":"ACTIVE"' in done.stdout.replace(" ", "")
         assert "-> OFFBOARDED" in done.stdout
         assert "Traceback" not in done.stderr
+
+
+def test_a_step_that_fails_for_good_ends_the_onboarding_with_exit_1_and_its_error(tmp_path: Path) -> None:
+    env = {
+        "ONBOARDING_FAULTS": "outage=warehouse.append_rows",  # the analytics copy of the steps that write it
+        "ONBOARDING_BUS_MAX_ATTEMPTS": "2",
+        "ONBOARDING_BUS_MIN_BACKOFF_SECONDS": "0.01",
+        "ONBOARDING_BUS_MAX_BACKOFF_SECONDS": "0.05",
+        "ONBOARDING_CALL_ATTEMPTS": "1",
+    }
+    failing = RunningServer(tmp_path / "data", extra_env=env)
+    try:
+        failing.wait_ready()
+        result = run(failing, *_onboard_args("cli_fails"), "--timeout", "120")
+        assert result.exit_code == 1, result.output
+        assert "cli_fails is FAILED" in result.stdout and "cli_fails_api_" in result.stdout, "the key is still shown once"
+        assert result.stderr.startswith("error: tenant 'cli_fails' is FAILED: step ") and result.stderr.count("\n") == 1
+        assert "injected outage of warehouse" in result.stderr
+        status = json.loads(run(failing, "tenants", "status", "cli_fails", "--json").stdout)
+        failed_steps = sorted(step["name"] for step in status["steps"] if step["status"] == "FAILED")
+        letters = json.loads(run(failing, "dead-letters", "list", "--tenant-id", "cli_fails", "--json").stdout)["dead_letters"]
+        assert failed_steps and failed_steps == sorted(letter["step"] for letter in letters)
+        retried = run(failing, "tenants", "retry", "cli_fails", "--no-follow")
+        assert retried.exit_code == 0 and retried.stdout.startswith("cli_fails: retrying ")
+        assert sorted(retried.stdout.strip().removeprefix("cli_fails: retrying ").split(", ")) == failed_steps
+    finally:
+        failing.stop()

@@ -19,6 +19,7 @@ from shared.domain.tenant import TenantState
 from shared.handlers.publishing import publish_event
 from shared.ports import BackendError, Transaction
 from shared.services import OUTBOX, Services, iso
+from shared.tracing import TRACE_ATTRIBUTE, current_trace, parse_traceparent, trace_scope
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +60,19 @@ def step_command(services: Services, state: TenantState, step: str) -> StepReque
 def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> list[str]:
     """Write the commands for `steps` into the outbox inside `txn`; returns their entry ids."""
     staged: list[str] = []
+    trace = current_trace()
     for step in steps:
         command = step_command(services, state, step)
-        txn.set(
-            OUTBOX,
-            command.event_id,
-            {
-                "topic": services.settings.topics.step(step),
-                "command": command.model_dump_json(),
-                "tenant_id": state.tenant_id,
-                "created_at": command.occurred_at,
-            },
-        )
+        entry = {
+            "topic": services.settings.topics.step(step),
+            "command": command.model_dump_json(),
+            "tenant_id": state.tenant_id,
+            "created_at": command.occurred_at,
+        }
+        if trace is not None:
+            # The relay may publish it later, from another request or process: the cause's trace goes along.
+            entry[TRACE_ATTRIBUTE] = trace.traceparent()
+        txn.set(OUTBOX, command.event_id, entry)
         staged.append(command.event_id)
     return staged
 
@@ -110,4 +112,5 @@ def relay_pending(services: Services, older_than: timedelta) -> int:
 
 def _publish(services: Services, entry: dict[str, object]) -> None:
     command = StepRequested.model_validate_json(str(entry["command"]))
-    publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)
+    with trace_scope(parse_traceparent(str(entry.get(TRACE_ATTRIBUTE) or ""))):
+        publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)

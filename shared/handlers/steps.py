@@ -24,6 +24,7 @@ from shared.handlers.lifecycle import publish_activation
 from shared.handlers.provisioning import StepAction, action_of
 from shared.handlers.step_commands import publish_step, relay, stage_steps, step_event_id
 from shared.handlers.tenant_store import load_tenant, update_tenant
+from shared.metrics import count_onboarding
 from shared.ports import EXPIRE_AT, Transaction
 from shared.services import PROCESSED_EVENTS, TENANTS, Services, iso
 
@@ -145,6 +146,7 @@ def _complete(command: StepRequested, services: Services, action: StepAction, fa
     # message is redelivered and the redelivery relays it (or the relay does, whichever is first).
     relay(services, staged, strict=True)
     if state.status == "ACTIVE":
+        count_onboarding("active")  # once: only the commit that made the tenant ACTIVE gets here
         go_live(services, state, copied=action.effects is not None)
     if staged or state.status == "ACTIVE":
         services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))

@@ -169,7 +169,8 @@ settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$RE
   read -r TOPIC_BILLING
   read -r TOPIC_LIFECYCLE
   # Then one line per provisioning step, from its declaration (shared/domain/steps.py):
-  # name, topic, "root" when onboarding publishes it, the topics it releases (comma-separated, or -), its roles.
+  # name, topic, "root" when onboarding publishes it ("applied" when onboarding's own commit completes it,
+  # "-" when its last prerequisite releases it), the topics it releases (comma-separated, or -), its roles.
   STEPS=() STEP_TOPICS=() STEP_ROOTS=() STEP_RELEASES=() STEP_GRANTS=()
   while read -r step topic root releases grants; do
     STEPS+=("$step")
@@ -199,10 +200,10 @@ step_topic() {
 }
 DEAD_LETTER_TOPICS=()
 ROOT_STEP_PUBLISHERS=""  # onboarding publishes the steps without prerequisites
-STEP_PUBLISHERS=""       # retry and the reconciler may republish any step
+STEP_PUBLISHERS=""       # retry and the reconciler may republish any step onboarding does not complete itself
 for index in "${!STEPS[@]}"; do
   DEAD_LETTER_TOPICS+=("${STEP_TOPICS[$index]}-dead-letter")
-  STEP_PUBLISHERS+=" pubsub.publisher@topic:${STEP_TOPICS[$index]}"
+  [[ ${STEP_ROOTS[$index]} != applied ]] && STEP_PUBLISHERS+=" pubsub.publisher@topic:${STEP_TOPICS[$index]}"
   [[ ${STEP_ROOTS[$index]} == root ]] && ROOT_STEP_PUBLISHERS+=" pubsub.publisher@topic:${STEP_TOPICS[$index]}"
 done
 BILLING_DEAD_LETTER=$TOPIC_BILLING-dead-letter

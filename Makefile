@@ -25,7 +25,7 @@ $(BQ_STAMP): requirements-bq.txt $(STAMP)
 
 emulators: $(BQ_STAMP) ## .venv-bq with the pinned BigQuery emulator (Firestore and Pub/Sub come with gcloud)
 
-run: $(STAMP) ## serve every function on http://127.0.0.1:$${PORT:-8080} with embedded backends
+run: $(STAMP) $(BIN)/onboarding ## serve every function on http://127.0.0.1:$${PORT:-8080} with embedded backends
 	$(BIN)/python -m functions.local
 
 emulate: $(STAMP) $(BQ_STAMP) ## the deployed topology locally: emulators, topics, push subscriptions, one process per function
@@ -34,7 +34,7 @@ emulate: $(STAMP) $(BQ_STAMP) ## the deployed topology locally: emulators, topic
 bootstrap: $(STAMP) ## create the central dataset and tables (idempotent)
 	$(BIN)/python -m shared.bootstrap
 
-test: $(STAMP) $(BQ_STAMP) ## the whole suite: unit, contract (embedded and emulated GCP), functional, end to end
+test: $(STAMP) $(BQ_STAMP) $(BIN)/onboarding ## the whole suite: unit, contract (embedded and emulated GCP), functional, end to end
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## embedded and Google Cloud profile figures, import times (BENCH_ARGS="--gcp-time-scale 1": real time)

@@ -35,7 +35,7 @@ from schemas.http import (
     TenantStatusResponse,
 )
 from shared.entrypoints.http import Caller, Parameter, Route, Router
-from shared.entrypoints.openapi import openapi_31
+from shared.entrypoints.openapi import openapi_31, openapi_path
 
 OPERATOR, TENANT, PUBLIC = Caller.OPERATOR, Caller.TENANT, Caller.PUBLIC
 
@@ -165,3 +165,18 @@ ALL_ROUTES = Router(ROUTES)
 def openapi_document(server_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route, served at `server_url`."""
     return openapi_31(ROUTES, server_url)
+
+
+CALLERS_IN_WORDS: dict[Caller, str] = {
+    OPERATOR: "operator",
+    TENANT: "the tenant itself, `X-API-Key` only",
+    PUBLIC: "anyone",
+}
+
+
+def route_table() -> str:
+    """The README's table of routes, from ROUTES (a test keeps the README in step)."""
+    rows = ["| route | who may call it | what it does |", "|---|---|---|"]
+    for route in ROUTES:
+        rows.append(f"| `{route.method} {openapi_path(route.path)}` | {CALLERS_IN_WORDS[route.caller]} | {route.summary} |")
+    return "\n".join(rows)

@@ -48,7 +48,7 @@ def entry_point(name: str) -> Callable[..., Any]:
 
 
 def step_table() -> str:
-    """The README's table of steps, from their declarations (a test keeps the README in step)."""
+    """docs/architecture.md's table of steps, from their declarations (a test keeps the doc in step)."""
     rows = ["| step | topic | after | what it does |", "|---|---|---|---|"]
     for step in steps():
         after = ", ".join(step.prerequisites) or "onboarding"

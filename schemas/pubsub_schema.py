@@ -5,7 +5,7 @@ conform (https://cloud.google.com/pubsub/docs/schemas). Schemas are Avro or Prot
 Our billing messages are plain JSON, and with JSON encoding an Avro schema expects Avro's own
 JSON encoding, in which a nullable field's value is wrapped by its type: a plan change would
 have to carry `"new_plan": {"string": "STARTER"}`, and the `"new_plan": "STARTER"` every
-billing system sends (README) would be refused. The Protocol Buffer JSON mapping takes the
+billing system sends (docs/billing.md) would be refused. The Protocol Buffer JSON mapping takes the
 message as it is: plain values, `null` for an absent field, names as declared. proto2 lets the
 schema say which fields are required; unknown fields, wrong JSON types and values outside an
 enum are refused as well. Value rules a schema cannot state (the event id's pattern, lengths)

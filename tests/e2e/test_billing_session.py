@@ -1,4 +1,4 @@
-"""The README's billing session against the real server started with `make run`."""
+"""The billing session of docs/billing.md against the real server started with `make run`."""
 
 from __future__ import annotations
 

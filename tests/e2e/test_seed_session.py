@@ -1,4 +1,4 @@
-"""The README's session against the real server started with `make run`."""
+"""The seed session (docs/http-api.md, with curl) against the real server started with `make run`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run_seed_session(url: str, operator: requests.Session, request_timeout: float = 10, tenant_key_on_operator_route: int = 403) -> str:
-    """The README's session against `url`: dry run, onboard, status, overview, duplicate; returns the API key.
+    """The seed session against `url`: dry run, onboard, status, overview, duplicate; returns the API key.
 
     `operator` sends the operator's credential; the overview is called with the tenant's key only.
     A tenant's key on an operator route is a 403 from the function, but a front door (like API

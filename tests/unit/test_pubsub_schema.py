@@ -53,7 +53,7 @@ def test_the_committed_proto_files_are_the_generated_ones() -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda sample: str(sample["type"]))
 def test_every_billing_message_as_serialized_and_as_a_billing_system_writes_it_conforms(sample: dict[str, Any]) -> None:
-    check_json(BillingEvent, json.dumps(sample).encode())  # as documented in the README
+    check_json(BillingEvent, json.dumps(sample).encode())  # as documented in docs/billing.md
     check_json(BillingEvent, BillingEvent.model_validate(sample).model_dump_json().encode())  # with schema_version, null new_plan
 
 

@@ -483,7 +483,7 @@ def print_gcp(args: argparse.Namespace, tmp: Path) -> None:
             f"  accepted -> ACTIVE over {len(sequential)} tenants, one at a time: "
             f"p50 {percentile(sequential, 0.5):.1f} s  p99 {percentile(sequential, 0.99):.1f} s  (target p50 <= 5 s, p99 <= 10 s)"
         )
-        print("    per onboarding (dry run included; the cost arithmetic in the README uses these):")
+        print("    per onboarding (dry run included; docs/google-cloud.md does its cost arithmetic with these):")
         print("    " + "  ".join(f"{key} {value:.1f}" for key, value in sorted(per_tenant.items()) if not key.startswith("bigquery_dml_")))
     if args.gcp_burst:
         burst = measure_gcp_burst(tmp / "gcp-burst", args.gcp_burst, 60.0, scale, args.gcp_give_up)

@@ -99,7 +99,7 @@ class Exercise:
             }
         )
         self.base = build_embedded_services(settings)
-        # The central tables come from the bootstrap command, run by the deployer (README), not by a function.
+        # The central tables come from the bootstrap command, run by the deployer (docs/google-cloud.md), not by a function.
         ensure_central_tables(self.base.warehouse, self.base.central)
         self.recorder = PermissionRecorder()
         self.clock = Clock()

@@ -48,19 +48,19 @@ STEP_DECLARATIONS: list[StepDeclaration] = [
         name="subscription",
         topic="onboarding-subscription",
         prerequisites=(),
-        summary="records the subscription (plan, limits, start) in the state document",
+        summary="records the subscription (plan, limits, start) in the state document; record-only, so onboarding's own commit applies it",
     ),
     StepDeclaration(
         name="quota",
         topic="onboarding-quota",
         prerequisites=(),
-        summary="records today's usage quota (limits of the plan, no run yet) in the state document",
+        summary="records today's usage quota (limits of the plan, no run yet) in the state document; applied by onboarding's commit too",
     ),
     StepDeclaration(
         name="dataset",
         topic="onboarding-dataset",
         prerequisites=(),
-        summary="the tenant's dataset and its validation table, with the validation row written and read back",
+        summary="the tenant's dataset, its validation table (row written and read back) and its tenant_comprehensive_view",
         # Creating a dataset is a project permission (bigquery.datasets.create); jobs run in the project;
         # an orphan dataset may be deleted (force_recreate_dataset) with the purge's role, tenant datasets only.
         grants=("bigquery.jobUser", "bigquery.dataEditor", "{purge_role}@tenant-datasets"),
@@ -69,7 +69,7 @@ STEP_DECLARATIONS: list[StepDeclaration] = [
         name="view",
         topic="onboarding-view",
         prerequisites=("subscription", "quota", "dataset"),
-        summary="the tenant's tenant_comprehensive_view (its own DDL only); the tenant becomes ACTIVE, its analytics copy is appended",
+        summary="record-only fan-in: the validation run recorded, the analytics copy appended, the tenant ACTIVE",
         # The copy rows are appended to the central tables (no job).
         grants=("bigquery.dataEditor@central", "pubsub.publisher@topic:{lifecycle}"),
     ),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions import api, billing
-from schemas.events import BillingEvent
+from functions import api, billing, pipelines
+from schemas.events import BillingEvent, PipelineRunResult
 from schemas.http import (
     BillingEventAccepted,
     DeadLetterList,
@@ -19,6 +19,9 @@ from schemas.http import (
     OnboardAccepted,
     OnboardCompleted,
     OnboardRequest,
+    PipelineRunAdmitted,
+    PipelineRunRequest,
+    PipelineRunStatus,
     PurgeResponse,
     RetryAccepted,
     TenantEventsResponse,
@@ -90,6 +93,20 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/v1/tenants/purge-expired", "purge_expired_http", OPERATOR, billing._purge,
         "Purge offboarded tenants past their retention",
         {200: PurgeResponse}, deadline_seconds=540.0,
+    ),
+    Route(
+        "POST", "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>", "run_pipeline", TENANT, pipelines._run,
+        "Admit one run of the tenant's pipeline against its quota (429 QUOTA_EXCEEDED naming daily, monthly or concurrent)",
+        {200: PipelineRunAdmitted}, request=PipelineRunRequest, errors=(404, 409, 429),
+        parameters=(
+            Parameter("Idempotency-Key", "header", "a retry with this key is admitted once and gets the first response",
+                      {"type": "string", "maxLength": 200}),
+        ),
+    ),
+    Route(
+        "POST", "/api/v1/pipelines/results", "pipeline_results_http", OPERATOR, pipelines._report,
+        "An executor reports a run RUNNING, SUCCEEDED or FAILED (idempotent, any order)",
+        {200: PipelineRunStatus}, request=PipelineRunResult, errors=(404,),
     ),
 )  # fmt: skip
 

@@ -31,6 +31,11 @@ MODELS: list[type[BaseModel]] = [
     http.BillingEventAccepted,
     http.TenantEventsResponse,
     http.PurgeResponse,
+    http.PipelineRunRequest,
+    http.PipelineRunAdmitted,
+    http.PipelineRunStatus,
+    events.PipelineRunRequested,
+    events.PipelineRunResult,
 ]
 
 

@@ -142,8 +142,8 @@ def provision_view(state: TenantState, command: StepRequested, services: Service
 
 
 def record_validation_run(state: TenantState, services: Services) -> TenantState:
-    """The onboarding validation counts as today's first run, once (the step completes once)."""
-    return transitions.record_run(state, "SUCCEEDED", services.clock().date())
+    """The onboarding validation counts as today's first run, once (the step completes once); the platform's, not charged."""
+    return transitions.record_run(state, "SUCCEEDED", services.clock().date(), platform=True)
 
 
 step_action("subscription", record=record_subscription)

@@ -48,6 +48,14 @@ def tenant_of_key(api_key: str, services: Services) -> str | None:
 
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
+    authenticate_key(tenant_id, api_key, services)
+    state = load_tenant(services, tenant_id)
+    if state is not None and state.status == "SUSPENDED":
+        raise TenantSuspended(f"tenant '{tenant_id}' is suspended until its payment is recovered", field="X-API-Key")
+
+
+def authenticate_key(tenant_id: str, api_key: str | None, services: Services) -> None:
+    """401 without a known, active key; 403 with another tenant's key (the tenant's status is the caller's to check)."""
     api_key = presented_api_key(api_key)
     if not api_key:
         raise Unauthorized("X-API-Key header is required", field="X-API-Key")
@@ -56,9 +64,6 @@ def authenticate(tenant_id: str, api_key: str | None, services: Services) -> Non
         raise Unauthorized("API key is not valid", field="X-API-Key")
     if owner != tenant_id:
         raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
-    state = load_tenant(services, tenant_id)
-    if state is not None and state.status == "SUSPENDED":
-        raise TenantSuspended(f"tenant '{tenant_id}' is suspended until its payment is recovered", field="X-API-Key")
 
 
 def tenant_overview(tenant_id: str, api_key: str | None, services: Services) -> TenantOverview:

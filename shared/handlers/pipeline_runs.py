@@ -30,15 +30,15 @@ from shared.domain.errors import (
 )
 from shared.domain.identifiers import pipeline_segment_problem, tenant_id_problem
 from shared.domain.tenant import RunStatus, TenantState
-from shared.handlers.analytics_copy import append_copy, plan_of, run_row
+from shared.handlers.analytics_copy import plan_of
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
-from shared.handlers.queries import authenticate_key
+from shared.handlers.run_records import copy_usage, document_row, expired_documents, write_expired
 from shared.handlers.step_commands import relay, stage_event
-from shared.ports import BackendError, PageCursor, Row, Transaction
+from shared.handlers.tenant_keys import authenticate_key
+from shared.ports import Transaction
 from shared.services import IDEMPOTENCY_KEYS, PIPELINE_RUNS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
-LEASE_FIELD = "lease_until"
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _admit(services: Services, ask: _Ask) -> PipelineRunAdmitted | None:
     if decided.state is not None and (decided.document is not None or decided.expired):
         relay(services, decided.staged)  # what fails to go out stays in the outbox for the reconciler
         changed = [*([decided.document] if decided.document else []), *decided.expired]
-        _copy(services, decided.state, [document_row(decided.state, document) for document in changed], strict=False)
+        copy_usage(services, decided.state, [document_row(decided.state, document) for document in changed], strict=False)
     if decided.refused is not None:
         raise decided.refused
     if decided.replay is None:
@@ -169,7 +169,7 @@ def _decide(txn: Transaction, services: Services, ask: _Ask, now: datetime) -> _
     if ask.known_run and txn.get(PIPELINE_RUNS, run_id) is not None:
         return decided
     current, expired = runs.expire_leases(TenantState.model_validate(raw), now)
-    expired_docs = _expired_documents(txn, expired, stamp)
+    expired_docs = expired_documents(txn, expired, stamp)
     try:
         lease = timedelta(seconds=services.settings.pipeline_runs.lease_seconds)
         admitted = runs.admit(current, plan_of(current, services), run_id, now, lease).touched(stamp)
@@ -177,9 +177,9 @@ def _decide(txn: Transaction, services: Services, ask: _Ask, now: datetime) -> _
         decided.refused = refusal
         if expired:  # the slots freed are recorded even though this run is refused
             decided.state, decided.expired = current.touched(stamp), expired_docs
-            _write_expired(txn, decided.state, expired_docs)
+            write_expired(txn, decided.state, expired_docs)
         return decided
-    _write_expired(txn, admitted, expired_docs)
+    write_expired(txn, admitted, expired_docs)
     lease_until = admitted.running[run_id].lease_until
     document = PipelineRunDocument(
         pipeline_logging_id=run_id,
@@ -241,52 +241,6 @@ def _admitted_body(state: TenantState, run_id: str, path: PipelinePath, services
     )
 
 
-def _expired_documents(txn: Transaction, expired: list[runs.Expired], stamp: str) -> list[PipelineRunDocument]:
-    """The documents of runs whose lease ran out, as FAILED (TIMED_OUT): read now, written with the state."""
-    documents: list[PipelineRunDocument] = []
-    for run in expired:
-        raw = txn.get(PIPELINE_RUNS, run.run_id)
-        if raw is None:
-            continue  # purged meanwhile; the slot is freed all the same
-        current = PipelineRunDocument.model_validate(raw)
-        update = {"status": "FAILED", "reason": runs.TIMED_OUT, "finished_at": stamp, "lease_until": None}
-        documents.append(current.model_copy(update=update))
-    return documents
-
-
-def _write_expired(txn: Transaction, state: TenantState, documents: list[PipelineRunDocument]) -> None:
-    txn.set(TENANTS, state.tenant_id, state.model_dump())
-    for document in documents:
-        txn.set(PIPELINE_RUNS, document.pipeline_logging_id, document.model_dump())
-
-
-def document_row(state: TenantState, document: PipelineRunDocument) -> Row:
-    """A run as tenant_pipeline_runs keeps it."""
-    return run_row(
-        state,
-        document.pipeline_logging_id,
-        pipeline_name=document.pipeline_id,
-        status=document.status,
-        started_at=document.started_at or document.admitted_at,
-        finished_at=document.finished_at,
-        recorded_at=datetime.fromisoformat(state.updated_at),
-    )
-
-
-def _copy(services: Services, state: TenantState, rows: list[Row], *, strict: bool) -> None:
-    """The usage row and the runs, appended to the copy; `strict` raises a failure (a redelivery appends again).
-
-    Admission does not fail for the copy: the counters are committed, and the next change of the
-    tenant's usage appends them all again under a newer version.
-    """
-    try:
-        append_copy(services, state, runs=rows, usage_only=True)
-    except BackendError:
-        if strict:
-            raise
-        logger.warning("usage not copied; the next change of the tenant copies it", extra={"tenant_id": state.tenant_id})
-
-
 # --- the executor's reports ----------------------------------------------------------------------
 
 Outcome = Literal["applied", "ignored"]
@@ -332,7 +286,7 @@ def apply_run_result(report: PipelineRunResult, services: Services) -> PipelineR
         return "applied", document, state
 
     outcome, document, state = services.documents.run_transaction(attempt)
-    _copy(services, state, [document_row(state, document)], strict=True)
+    copy_usage(services, state, [document_row(state, document)], strict=True)
     return PipelineRunStatus(
         pipeline_logging_id=document.pipeline_logging_id,
         tenant_id=document.tenant_id,
@@ -373,52 +327,6 @@ def handle_run_result_dead_letter(data: bytes, reason: str, services: Services, 
         event_id=event_id,
     )
     return "recorded" if created else "duplicate"
-
-
-# --- leases that ran out -------------------------------------------------------------------------
-
-
-def expire_run_leases(services: Services, batch: int = 200) -> int:
-    """FAILED (TIMED_OUT) for every run whose lease ended with no report, each tenant in one transaction; returns how many.
-
-    Unfinished runs are the only ones with a lease_until, so this reads them oldest lease first
-    and stops at the first that has not ended. Admission does the same for its tenant, lazily.
-    """
-    now = services.clock()
-    cutoff = iso(now)
-    tenants: list[str] = []
-    after: PageCursor | None = None
-    while True:
-        page = services.documents.page(PIPELINE_RUNS, LEASE_FIELD, limit=batch, after=after)
-        due = [doc for _, doc in page.items if doc.get(LEASE_FIELD) is not None and str(doc[LEASE_FIELD]) <= cutoff]
-        tenants.extend(str(doc["tenant_id"]) for doc in due if doc["tenant_id"] not in tenants)
-        if len(due) < len(page.items) or page.next_cursor is None:
-            break
-        after = page.next_cursor
-    return sum(_expire_tenant(services, tenant_id, now) for tenant_id in tenants)
-
-
-def _expire_tenant(services: Services, tenant_id: str, now: datetime) -> int:
-    stamp = iso(now)
-
-    def attempt(txn: Transaction) -> tuple[TenantState | None, list[PipelineRunDocument]]:
-        raw = txn.get(TENANTS, tenant_id)
-        if raw is None:
-            return None, []
-        current, expired = runs.expire_leases(TenantState.model_validate(raw), now)
-        if not expired:
-            return None, []
-        documents = _expired_documents(txn, expired, stamp)
-        updated = current.touched(stamp)
-        _write_expired(txn, updated, documents)
-        return updated, documents
-
-    state, documents = services.documents.run_transaction(attempt)
-    if state is None:
-        return 0
-    logger.warning("pipeline runs timed out", extra={"tenant_id": tenant_id, "runs": len(documents)})
-    _copy(services, state, [document_row(state, document) for document in documents], strict=False)
-    return len(documents)
 
 
 # --- a finished run in one call ------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
-from shared.domain.api_keys import hash_api_key, presented_api_key
-from shared.domain.errors import Forbidden, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
+from shared.domain.errors import TenantNotFound, TenantNotReady, TenantSuspended
 from shared.domain.identifiers import tenant_id_problem
 from shared.handlers.analytics_copy import overview_of
+from shared.handlers.tenant_keys import authenticate_key, tenant_of_key
 from shared.handlers.tenant_store import load_tenant
-from shared.services import API_KEYS, Services
+from shared.services import Services
+
+__all__ = ["authenticate", "authenticate_key", "tenant_of_key", "tenant_overview", "tenant_status"]
 
 
 def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
@@ -38,32 +40,12 @@ def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
     )
 
 
-def tenant_of_key(api_key: str, services: Services) -> str | None:
-    """The tenant an active API key belongs to, or None for an unknown or revoked key."""
-    key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
-    if key_doc is None or key_doc.get("status") != "ACTIVE":
-        return None
-    return str(key_doc["tenant_id"])
-
-
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
     authenticate_key(tenant_id, api_key, services)
     state = load_tenant(services, tenant_id)
     if state is not None and state.status == "SUSPENDED":
         raise TenantSuspended(f"tenant '{tenant_id}' is suspended until its payment is recovered", field="X-API-Key")
-
-
-def authenticate_key(tenant_id: str, api_key: str | None, services: Services) -> None:
-    """401 without a known, active key; 403 with another tenant's key (the tenant's status is the caller's to check)."""
-    api_key = presented_api_key(api_key)
-    if not api_key:
-        raise Unauthorized("X-API-Key header is required", field="X-API-Key")
-    owner = tenant_of_key(api_key, services)
-    if owner is None:
-        raise Unauthorized("API key is not valid", field="X-API-Key")
-    if owner != tenant_id:
-        raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
 
 
 def tenant_overview(tenant_id: str, api_key: str | None, services: Services) -> TenantOverview:

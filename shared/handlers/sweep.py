@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from shared.handlers.pipeline_runs import expire_run_leases
+from shared.handlers.run_records import expire_run_leases
 from shared.ports import EXPIRE_AT, PageCursor
 from shared.services import DEAD_LETTERS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, PROCESSED_EVENTS, VALIDATIONS, Services, iso
 

@@ -105,10 +105,36 @@ def admit_pipeline_run(
     path = path.validated()
     authenticate_key(path.tenant_id, api_key, services)
     idempotency_id = _idempotency_id(path.tenant_id, idempotency_key) if idempotency_key else None
+    refused = None if idempotency_id else _refusal_on_read(services, path.tenant_id)
+    if refused is not None:
+        raise refused
     admitted = _admit(services, _Ask(path, request, str(uuid.uuid4()), idempotency_id, _fingerprint(path, request)))
     if admitted is None:
         raise RuntimeError("a fresh pipeline_logging_id was found recorded")
     return admitted
+
+
+def _refusal_on_read(services: Services, tenant_id: str) -> DomainError | None:
+    """The refusal a plain read of the state document already decides, with no transaction; None to go on.
+
+    A read outside a transaction is strongly consistent in Firestore
+    (https://cloud.google.com/firestore/docs/concepts/transaction-options), so a refusal decided on
+    it is the answer the request would have had at that instant: exact, and it spares the state
+    document a transaction (and the contention of one) for every request over quota. A state with
+    a lease run out goes to the transaction, which records the slots it frees.
+    """
+    raw = services.documents.get(TENANTS, tenant_id)
+    if raw is None:
+        return None
+    now = services.clock()
+    state = TenantState.model_validate(raw)
+    if runs.expire_leases(state, now)[1]:
+        return None
+    try:
+        runs.admit(state, plan_of(state, services), "probe", now, timedelta(seconds=1))
+    except DomainError as refusal:
+        return refusal
+    return None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,9 @@ def _seconds_to_midnight(moment: datetime) -> float:
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
-def test_each_plan_is_admitted_exactly_up_to_its_daily_limit_then_refused_naming_daily(plan: str, client: FlaskClient, platform: Any) -> None:
+def test_each_plan_is_admitted_exactly_up_to_its_daily_limit_then_refused_naming_daily(
+    plan: str, client: FlaskClient, platform: Any
+) -> None:
     daily, monthly, concurrent = PLANS[plan]
     tenant = f"runs_{plan.lower()}"
     key = onboard_seed(client, {**SEED_REQUEST, "tenant_id": tenant, "subscription_plan": plan})["api_key"]
@@ -114,7 +116,9 @@ def test_each_plan_is_admitted_exactly_up_to_its_daily_limit_then_refused_naming
     overview = platform.app.test_client().get(f"/api/v1/tenants/{tenant}/overview", headers={"X-API-Key": key}).get_json()
     assert overview["quota_status"] == "EXCEEDED" and overview["pipelines_run_today"] == daily + 1
     view = view_row(platform.services, tenant)
-    assert {**view, "daily_usage_percent": float(view["daily_usage_percent"])} == {k: v for k, v in overview.items() if k != "schema_version"}
+    assert {**view, "daily_usage_percent": float(view["daily_usage_percent"])} == {
+        k: v for k, v in overview.items() if k != "schema_version"
+    }
     state = load_tenant(platform.services, tenant)
     assert state is not None and tenant_copy_differences(platform.services, state) == []
 

@@ -13,7 +13,12 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install pinned dependencies
+# The `onboarding` console script (pyproject.toml [project.scripts]): cli/ installed in place, no dependency resolved here.
+$(BIN)/onboarding: pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(STAMP) $(BIN)/onboarding ## create .venv, install pinned dependencies and the `onboarding` CLI
 
 $(BQ_STAMP): requirements-bq.txt $(STAMP)
 	$(BIN)/python -m scripts.emulators install

@@ -278,6 +278,9 @@ HTTP_TABLE=(
   "run_pipeline 60s datastore.user bigquery.dataEditor@central pubsub.publisher@topic:$TOPIC_PIPELINE_RUNS"
   # an executor's report: run and tenant documents in one transaction; the usage row and the run appended.
   "pipeline_results_http 60s datastore.user bigquery.dataEditor@central"
+  # operators' suspend, resume, offboard: as billing_event (tenant, API key, processed-event and audit documents in
+  # one transaction; the central tables' rows; tenant-lifecycle); API key rotation encrypts the new key (never decrypts).
+  "tenant_admin 60s datastore.user bigquery.dataEditor@central pubsub.publisher@topic:$TOPIC_LIFECYCLE cloudkms.cryptoKeyEncrypter@key"
 )
 HTTP_FUNCTIONS=()
 for line in "${HTTP_TABLE[@]}"; do
@@ -352,22 +355,33 @@ for group in "${TTL_COLLECTIONS[@]}"; do
   run gcloud firestore fields ttls update expire_at --collection-group="$group" --enable-ttl --async --project="$PROJECT"
 done
 
-# The paged list queries filter on one field and order by another: each needs a composite index.
-# https://cloud.google.com/firestore/docs/query-data/index-overview#composite_indexes
+# The paged list queries filter on one field (or several, comma-separated) and order by another: each needs
+# a composite index. https://cloud.google.com/firestore/docs/query-data/index-overview#composite_indexes
 # Its id is the server's, so there is no describe by name: the list of the collection group says.
 firestore_index() {
-  local group=$1 filter=$2 field=$3 order=$4 existing
+  local group=$1 filters=$2 field=$3 order=$4 existing filter
+  local -a configs=() matches=("name:collectionGroups/$group/")
+  IFS=, read -ra filter_fields <<<"$filters"
+  for filter in "${filter_fields[@]}"; do
+    configs+=(--field-config="field-path=$filter,order=ascending")
+    matches+=("fields.fieldPath=$filter")
+  done
+  matches+=("fields.fieldPath=$field")
   existing=$(lookup '' gcloud firestore indexes composite list \
-    --filter="name:collectionGroups/$group/ AND fields.fieldPath=$filter AND fields.fieldPath=$field" --format='value(name)' --project="$PROJECT")
+    --filter="$(IFS=' '; printf '%s' "${matches[*]}" | sed 's/ / AND /g')" --format='value(name)' --project="$PROJECT")
   [[ -n $existing ]] && return 0
   run gcloud firestore indexes composite create --collection-group="$group" --query-scope=collection \
-    --field-config="field-path=$filter,order=ascending" --field-config="field-path=$field,order=$order" --async --project="$PROJECT"
+    "${configs[@]}" --field-config="field-path=$field,order=$order" --async --project="$PROJECT"
 }
 note "Firestore composite indexes for the paged queries"
 firestore_index dead_letters tenant_id dead_lettered_at descending
 firestore_index dead_letters status dead_lettered_at descending
 firestore_index tenant_events tenant_id occurred_at ascending
 firestore_index tenants status updated_at ascending
+# GET /api/v1/tenants: newest first, by status, by plan or by both.
+firestore_index tenants status created_at descending
+firestore_index tenants subscription_plan created_at descending
+firestore_index tenants status,subscription_plan created_at descending
 
 note "Cloud KMS key for API keys (symmetric, rotated every $ROTATION_PERIOD)"
 exists gcloud kms keyrings describe "$KEY_RING" --location="$REGION" --project="$PROJECT" ||

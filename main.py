@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain.steps import steps
 
 if TYPE_CHECKING:
+    from functions.admin import tenant_admin
     from functions.api import dead_letters, dryrun, healthz, onboard_tenant, retry_tenant_steps, tenant_overview, tenant_status
     from functions.billing import (
         billing_dead_letter,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from functions.steps import reconcile_steps, step_dead_letter
 
 _BY_MODULE = {
+    "functions.admin": ("tenant_admin",),
     "functions.api": ("dead_letters", "dryrun", "healthz", "onboard_tenant", "retry_tenant_steps", "tenant_overview", "tenant_status"),
     "functions.billing": (
         "billing_dead_letter",
@@ -61,6 +63,7 @@ __all__ = [
     "run_pipeline",
     "step_dead_letter",
     "sweep_expired_records",
+    "tenant_admin",
     "tenant_events_http",
     "tenant_overview",
     "tenant_status",

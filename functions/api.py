@@ -15,6 +15,7 @@ from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import list_dead_letters
 from shared.handlers.dryrun import run_dry_run
 from shared.handlers.onboard import completed_body, onboard, wait_for_outcome
+from shared.handlers.queries import list_tenants
 from shared.handlers.queries import tenant_overview as read_overview
 from shared.handlers.queries import tenant_status as read_status
 from shared.handlers.retry import retry_tenant
@@ -58,6 +59,19 @@ def _onboard(request: flask.Request) -> flask.Response:
 
 def _status(request: flask.Request, tenant_id: str) -> flask.Response:
     return json_response(read_status(tenant_id, get_services()))
+
+
+def _list_tenants(request: flask.Request) -> flask.Response:
+    args = request.args
+    return json_response(
+        list_tenants(
+            get_services(),
+            status=args.get("status"),
+            plan=args.get("plan"),
+            limit=args.get("limit"),
+            page_token=args.get("page_token"),
+        )
+    )
 
 
 def _overview(request: flask.Request, tenant_id: str) -> flask.Response:
@@ -109,7 +123,7 @@ def onboard_tenant(request: flask.Request) -> flask.Response:
 
 @functions_framework.http
 def tenant_status(request: flask.Request) -> flask.Response:
-    """GET /api/v1/tenants/{tenant_id}: status and steps."""
+    """GET /api/v1/tenants/{tenant_id}: status and steps; GET /api/v1/tenants: the list, a page at a time."""
     return serve("tenant_status", request)
 
 

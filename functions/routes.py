@@ -7,11 +7,15 @@ config (`scripts/api_config.py`). Nothing about a route is written anywhere else
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
-from functions import api, billing, pipelines
+from functions import admin, api, billing, pipelines
 from schemas.events import BillingEvent, PipelineRunResult
 from schemas.http import (
+    ApiKeyRevokeRequest,
+    ApiKeyRotated,
+    ApiKeyRotateRequest,
+    ApiKeysRevoked,
     BillingEventAccepted,
     DeadLetterList,
     DryRunResponse,
@@ -19,14 +23,18 @@ from schemas.http import (
     OnboardAccepted,
     OnboardCompleted,
     OnboardRequest,
+    OperatorActionRequest,
+    OperatorActionResponse,
     PipelineRunAdmitted,
     PipelineRunRequest,
     PipelineRunStatus,
     PurgeResponse,
     RetryAccepted,
     TenantEventsResponse,
+    TenantList,
     TenantOverview,
     TenantRequest,
+    TenantStatus,
     TenantStatusResponse,
 )
 from shared.entrypoints.http import Caller, Parameter, Route, Router
@@ -93,6 +101,43 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/v1/tenants/purge-expired", "purge_expired_http", OPERATOR, billing._purge,
         "Purge offboarded tenants past their retention",
         {200: PurgeResponse}, deadline_seconds=540.0,
+    ),
+    Route(
+        "GET", "/api/v1/tenants", "tenant_status", OPERATOR, api._list_tenants,
+        "Tenants newest first, a page at a time, optionally of one status and one plan",
+        {200: TenantList}, errors=(422,),
+        parameters=(
+            Parameter("status", "query", "only tenants in this status", {"type": "string", "enum": list(get_args(TenantStatus))}),
+            Parameter("plan", "query", "only tenants on this subscription plan"),
+            Parameter("limit", "query", "page size, 1 to 1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Parameter("page_token", "query", "next_page_token of the previous page"),
+        ),
+        operation="list_tenants",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/suspend", "tenant_admin", OPERATOR, admin._suspend,
+        "Suspend a live tenant, with a reason (its API keys are refused while suspended); recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="suspend_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/resume", "tenant_admin", OPERATOR, admin._resume,
+        "Resume a suspended tenant, with a reason; recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="resume_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/offboard", "tenant_admin", OPERATOR, admin._offboard,
+        "Offboard a live tenant, with a reason: its API keys are revoked, its data kept until purge; recorded in the audit trail",
+        {200: OperatorActionResponse}, request=OperatorActionRequest, errors=(404, 409), operation="offboard_tenant",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/api-keys/rotate", "tenant_admin", OPERATOR, admin._rotate_key,
+        "A new API key, shown this once; the old key works for the grace period (grace_hours), then is refused",
+        {200: ApiKeyRotated}, request=ApiKeyRotateRequest, errors=(404, 409), operation="rotate_api_key",
+    ),
+    Route(
+        "POST", "/api/v1/tenants/<tenant_id>/api-keys/revoke", "tenant_admin", OPERATOR, admin._revoke_keys,
+        "Refuse at once a rotated-out key (key_id), or every key still in its grace period",
+        {200: ApiKeysRevoked}, request=ApiKeyRevokeRequest, errors=(404, 409), operation="revoke_api_keys",
     ),
     Route(
         "POST", "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>", "run_pipeline", TENANT, pipelines._run,

@@ -36,6 +36,13 @@ MODELS: list[type[BaseModel]] = [
     http.PipelineRunStatus,
     events.PipelineRunRequested,
     events.PipelineRunResult,
+    http.TenantList,
+    http.OperatorActionRequest,
+    http.OperatorActionResponse,
+    http.ApiKeyRotateRequest,
+    http.ApiKeyRotated,
+    http.ApiKeyRevokeRequest,
+    http.ApiKeysRevoked,
 ]
 
 

@@ -114,6 +114,28 @@ class TenantStatusResponse(Contract):
     error: str | None = None
 
 
+class TenantSummary(Part):
+    """One tenant in the operators' list: profile, plan, status and each step's status."""
+
+    tenant_id: str
+    company_name: str
+    admin_email: str
+    subscription_plan: str
+    status: TenantStatus
+    steps: list[StepStatus]
+    created_at: str
+    updated_at: str
+    error: str | None = None
+
+
+class TenantList(Contract):
+    """`GET /api/v1/tenants`: a page of tenants, newest first."""
+
+    count: int
+    tenants: list[TenantSummary]
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for the next page; absent on the last page.")
+
+
 class TenantOverview(Contract):
     """The tenant's row of `tenant_comprehensive_view`."""
 
@@ -219,6 +241,8 @@ class TenantEventRecord(Part):
     lifecycle_event: str | None = None
     recorded_at: str
     redacted: bool = False
+    reason: str | None = Field(default=None, description="An operator's reason for an operator action.")
+    actor: str | None = Field(default=None, description="The operator who acted, when the credential names one.")
 
 
 class TenantEventsResponse(Contract):
@@ -280,3 +304,60 @@ class PipelineRunStatus(Contract):
     status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
     reason: str | None = None
     outcome: Literal["applied", "ignored"] = Field(description="ignored: the run had finished already (a duplicate, a late report)")
+
+
+OperatorAction = Literal["suspend", "resume", "offboard"]
+
+
+class OperatorActionRequest(Contract):
+    """The body of an operator's suspend, resume or offboard: why (kept in the audit trail)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class OperatorActionResponse(Contract):
+    """What an operator action did: the billing lifecycle's outcome, recorded in the audit trail as `event_id`."""
+
+    tenant_id: str
+    action: OperatorAction
+    outcome: Literal["applied", "ignored"]
+    detail: str
+    status_before: TenantStatus
+    status: TenantStatus
+    event_id: str
+    events_url: str
+
+
+class ApiKeyRotateRequest(Contract):
+    """Rotate a tenant's API key: why, and how long the old key keeps working (default: the configured grace)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    grace_hours: float | None = Field(default=None, ge=0, description="Hours the old key keeps working; 0 refuses it at once.")
+
+
+class ApiKeyRotated(Contract):
+    """The new API key, shown this once; the old one works until `previous_key_expires_at`."""
+
+    tenant_id: str
+    api_key: str
+    key_id: str
+    previous_key_id: str
+    previous_key_expires_at: str
+    grace_hours: float
+    event_id: str
+
+
+class ApiKeyRevokeRequest(Contract):
+    """Revoke at once a key rotated out (by `key_id`), or every key still in its grace period (no `key_id`)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    key_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ApiKeysRevoked(Contract):
+    """The keys revoked by this request (none when there was nothing left to revoke), and the key that still works."""
+
+    tenant_id: str
+    revoked: list[str]
+    current_key_id: str
+    event_id: str | None = None

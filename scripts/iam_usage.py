@@ -234,6 +234,7 @@ class Exercise:
             self._poison_and_orphans()
             self._billing()
             self._pipeline_runs()
+            self._administration()
             self._reconcile()
             self._purge()
             self._sweep()
@@ -270,6 +271,8 @@ class Exercise:
         http("tenant_overview", "GET /api/v1/tenants/iam_main/overview", 200, headers={"X-API-Key": self.main_key})
         http("tenant_overview", "GET /api/v1/tenants/iam_main/overview", 401)
         http("tenant_status", "GET /api/v1/tenants/iam_nobody", 404)
+        http("tenant_status", "GET /api/v1/tenants?status=ACTIVE&plan=PROFESSIONAL&limit=1", 200)
+        http("tenant_status", "GET /api/v1/tenants?status=LOST", 422)
 
     def _step_failures_and_retries(self) -> None:
         http = self.http
@@ -365,6 +368,19 @@ class Exercise:
         # Past the lease: the next admission times out the runs that never reported, lazily.
         self.clock.advance(timedelta(seconds=self.services.settings.pipeline_runs.lease_seconds + 1))
         self.left_running = http("run_pipeline", run, 200, headers=key)["pipeline_logging_id"]  # timed out by the sweep
+
+    def _administration(self) -> None:
+        http, tenant, reason = self.http, "iam_waiting", {"reason": "iam check"}
+        rotated = http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/rotate", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/revoke", 200, {**reason, "key_id": rotated["previous_key_id"]})
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/rotate", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/suspend", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/resume", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/offboard", 200, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/resume", 409, reason)
+        http("tenant_admin", "POST /api/v1/tenants/iam_nobody/suspend", 404, reason)
+        http("tenant_admin", f"POST /api/v1/tenants/{tenant}/suspend", 422, {})
+        self.deliver()
 
     def _reconcile(self) -> None:
         # A crash between a commit and its publish, modelled as a bus outage at that moment: the

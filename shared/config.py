@@ -61,6 +61,13 @@ class HttpSettings(_Strict):
     idempotency_ttl_hours: float = Field(default=24, gt=0)
 
 
+class ApiKeySettings(_Strict):
+    """API key rotation: how long a replaced key keeps working, by default and at most."""
+
+    rotation_grace_hours: float = Field(default=24, ge=0)
+    max_rotation_grace_hours: float = Field(default=168, ge=0)
+
+
 class BillingSettings(_Strict):
     """How far a billing event may be dated ahead of this service's clock before it is refused."""
 
@@ -170,6 +177,7 @@ class Settings(_Strict):
     calls: CallSettings = CallSettings()
     auth: AuthSettings = AuthSettings()
     billing: BillingSettings = BillingSettings()
+    api_keys: ApiKeySettings = ApiKeySettings()
     lifetimes: LifetimeSettings = LifetimeSettings()
     cloud_profile: CloudProfileSettings = CloudProfileSettings()
     pipeline_runs: PipelineRunSettings = PipelineRunSettings()
@@ -203,6 +211,7 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_CALL_ATTEMPTS": ("calls", "attempts"),
     "ONBOARDING_BILLING_MAX_FUTURE_SKEW_SECONDS": ("billing", "max_future_skew_seconds"),
     "ONBOARDING_IDEMPOTENCY_TTL_HOURS": ("http", "idempotency_ttl_hours"),
+    "ONBOARDING_API_KEY_GRACE_HOURS": ("api_keys", "rotation_grace_hours"),
     "ONBOARDING_SWEEP_EVERY_SECONDS": ("lifetimes", "sweep_every_seconds"),
     "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
     "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),

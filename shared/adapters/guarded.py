@@ -36,6 +36,7 @@ from shared.ports import (
     Transaction,
     Warehouse,
 )
+from shared.ports.document_store import Where
 
 if TYPE_CHECKING:
     from shared.cloud_profile import CloudProfile
@@ -142,7 +143,7 @@ class GuardedDocumentStore(DocumentStore):
         collection: str,
         order_by: str,
         *,
-        where: tuple[str, Any] | None = None,
+        where: Where = None,
         descending: bool = False,
         limit: int = 100,
         after: PageCursor | None = None,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.ports import Document, DocumentStore, EventBus, KeyManager, Page, PageCursor, Row, Transaction, Warehouse
+from shared.ports.document_store import Where
 from shared.ports.permissions import Access, CallContext, accesses
 from shared.services import Services
 
@@ -105,7 +106,7 @@ class RecordingDocumentStore(DocumentStore):
         collection: str,
         order_by: str,
         *,
-        where: tuple[str, Any] | None = None,
+        where: Where = None,
         descending: bool = False,
         limit: int = 100,
         after: PageCursor | None = None,

@@ -31,3 +31,8 @@ def presented_api_key(raw: str | None) -> str | None:
     """
     key = (raw or "").strip(" \t")
     return key or None
+
+
+def key_id(key_hash: str) -> str:
+    """The name of a key an operator may see and quote: the start of its hash (never the key)."""
+    return key_hash[:16]

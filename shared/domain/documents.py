@@ -7,6 +7,7 @@ without rewriting stored data, and a stored field need not be shown to clients.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,6 +126,17 @@ class DeadLetterDocument(_Document):
     expire_at: str | None = _added(None)  # set when the dead letter is resolved (RETRIED)
 
 
+OPERATOR_SOURCE = "operator"  # the source of an audit entry an operator's action wrote
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """What an operator adds to an audit entry: why, and who (when the credential names someone)."""
+
+    reason: str
+    actor: str | None
+
+
 class TenantEventDocument(_Document):
     """`tenant_events/{id}`: one entry of a tenant's audit trail (a billing entry is keyed like its processed marker).
 
@@ -146,6 +158,8 @@ class TenantEventDocument(_Document):
     lifecycle_event: str | None = None
     recorded_at: str
     redacted: bool = _added(False)
+    reason: str | None = _added(None)  # an operator action's reason
+    actor: str | None = _added(None)  # the operator who acted
 
 
 RunStatusName = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]

@@ -143,3 +143,15 @@ class RunNotFound(DomainError):
     """No pipeline run with this pipeline_logging_id."""
 
     code, status = "RUN_NOT_FOUND", 404
+
+
+class TransitionNotAllowed(DomainError):
+    """The tenant's status does not allow this operator action (the billing lifecycle refuses it)."""
+
+    code, status = "TRANSITION_NOT_ALLOWED", 409
+
+
+class ApiKeyNotFound(DomainError):
+    """No key of this tenant has that id."""
+
+    code, status = "API_KEY_NOT_FOUND", 404

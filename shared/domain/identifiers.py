@@ -22,6 +22,7 @@ BIGQUERY_RESERVED_NAMES = frozenset({"information_schema"})
 # looked up. A test derives the segments from the route table and checks each is refused.
 ROUTE_WORDS = frozenset(
     {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run", "results"}
+    | {"suspend", "resume", "offboard", "rotate", "revoke"}
 )
 # Names a tenant dataset must never take, whichever warehouse serves it.
 RESERVED_DATASET_NAMES = EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES | ROUTE_WORDS

@@ -113,6 +113,8 @@ class TenantState(BaseModel):
     steps: dict[str, StepState]
     api_key_hash: str
     request_fingerprint: str
+    # Keys rotated out and still in their grace period (hashes); absent in documents written before rotation existed.
+    retiring_key_hashes: list[str] = []
     created_at: str
     updated_at: str
     revision: int = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from shared.ports import BackendError
 from shared.services import Services
 
 logger = logging.getLogger(__name__)
+_OPERATOR: ContextVar[str | None] = ContextVar("operator", default=None)
 M = TypeVar("M", bound=BaseModel)
 View = Callable[..., flask.Response]
 
@@ -119,6 +121,7 @@ class Route:
     errors: tuple[int, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     deadline_seconds: float | None = None  # at the front door; None: API Gateway's default (15 s)
+    operation: str | None = None  # the operationId, where a function serves two routes of one method
 
 
 def error_statuses(route: Route) -> tuple[int, ...]:
@@ -173,6 +176,11 @@ def authorize(route: Route, request: flask.Request) -> str | None:
     if api_key and tenant_of_key(api_key, services) is not None:
         raise Forbidden("operator route: a tenant's API key cannot call it", field="X-API-Key")
     raise OperatorUnauthorized("operator route: send 'Authorization: Bearer <operator token>'")
+
+
+def current_operator() -> str | None:
+    """The operator the request being served authenticated as (its subject), or None."""
+    return _OPERATOR.get()
 
 
 def _is_operator(request: flask.Request, services: Services) -> bool:
@@ -286,8 +294,13 @@ class Router:
             return error_response(MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed})
 
         def call() -> flask.Response:
-            with log_context(operator=authorize(route, request)):
-                return route.view(request, **arguments)
+            operator = authorize(route, request)
+            token = _OPERATOR.set(operator)
+            try:
+                with log_context(operator=operator):
+                    return route.view(request, **arguments)
+            finally:
+                _OPERATOR.reset(token)
 
         return guarded(call)
 

@@ -41,6 +41,8 @@ def path_arguments(rule: str) -> list[str]:
 
 
 def _operation_id(route: Route) -> str:
+    if route.operation is not None:
+        return route.operation
     return f"{route.method.lower()}_{route.function}" + ("_openapi" if route.path == "/openapi.json" else "")
 
 

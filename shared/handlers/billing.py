@@ -13,19 +13,20 @@ import hashlib
 import json
 import logging
 import re
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.events import EVENT_ID_PATTERN, BillingEvent
-from schemas.http import TenantEventRecord, TenantEventsResponse
+from schemas.http import OperatorAction, OperatorActionResponse, TenantEventRecord, TenantEventsResponse
 from shared.domain import tenant as transitions
-from shared.domain.documents import TenantEventDocument
-from shared.domain.errors import PermanentEventError, TenantNotFound
+from shared.domain.documents import OPERATOR_SOURCE, AuditNote, TenantEventDocument
+from shared.domain.errors import PermanentEventError, TenantNotFound, TransitionNotAllowed
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
-from shared.domain.tenant import BillingDecision, TenantState
+from shared.domain.tenant import BillingDecision, BillingKind, TenantState
 from shared.handlers.analytics_copy import append_copy
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
@@ -34,6 +35,13 @@ from shared.ports import EXPIRE_AT, Transaction
 from shared.services import API_KEYS, PROCESSED_EVENTS, TENANT_EVENTS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
+
+# An operator action is the billing event with the same effect, from source "operator".
+OPERATOR_ACTIONS: dict[OperatorAction, BillingKind] = {
+    "suspend": "payment_failed",
+    "resume": "payment_recovered",
+    "offboard": "subscription_cancelled",
+}
 
 
 def event_key(event: BillingEvent) -> str:
@@ -81,7 +89,9 @@ def handle_billing_event(event: BillingEvent, services: Services) -> str:
     return outcome
 
 
-def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[dict[str, Any], bool, TenantState | None]:
+def _decide(
+    txn: Transaction, event: BillingEvent, services: Services, note: AuditNote | None = None
+) -> tuple[dict[str, Any], bool, TenantState | None]:
     """The processed marker written with the decision, whether another delivery got there first, the state written."""
     raw = txn.get(TENANTS, event.tenant_id)
     existing = txn.get(PROCESSED_EVENTS, processed_id(event))
@@ -102,13 +112,16 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
         retention=services.lifecycle.retention,
         max_future_skew=timedelta(seconds=services.settings.billing.max_future_skew_seconds),
     )
-    key = txn.get(API_KEYS, state.api_key_hash) if decision.lifecycle == "tenant.offboarded" else None
+    # An offboarding revokes every key of the tenant: the current one and those rotated out but still in their grace period.
+    revoked = [state.api_key_hash, *state.retiring_key_hashes] if decision.lifecycle == "tenant.offboarded" else []
+    keys = {key_hash: txn.get(API_KEYS, key_hash) for key_hash in revoked}
     changed = decision.state is not state
     if changed:
         txn.set(TENANTS, state.tenant_id, decision.state.model_dump())
-    if key is not None and key.get("status") != "REVOKED":
-        txn.set(API_KEYS, state.api_key_hash, {**key, "status": "REVOKED", "revoked_at": services.now()})
-    record = _audit_record(event, state, decision, services.now())
+    for key_hash, key in keys.items():
+        if key is not None and key.get("status") != "REVOKED":
+            txn.set(API_KEYS, key_hash, {**key, "status": "REVOKED", "revoked_at": services.now()})
+    record = _audit_record(event, state, decision, services.now(), note)
     txn.set(TENANT_EVENTS, processed_id(event), record.model_dump())
     marker = {
         "event_id": event.event_id,
@@ -132,7 +145,9 @@ def _decide(txn: Transaction, event: BillingEvent, services: Services) -> tuple[
     return marker, False, decision.state if changed else None
 
 
-def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDecision, now: str) -> TenantEventDocument:
+def _audit_record(
+    event: BillingEvent, before: TenantState, decision: BillingDecision, now: str, note: AuditNote | None = None
+) -> TenantEventDocument:
     return TenantEventDocument(
         event_id=event.event_id,
         tenant_id=event.tenant_id,
@@ -148,6 +163,8 @@ def _audit_record(event: BillingEvent, before: TenantState, decision: BillingDec
         plan_after=decision.state.subscription_plan,
         lifecycle_event=decision.lifecycle,
         recorded_at=now,
+        reason=note.reason if note is not None else None,
+        actor=note.actor if note is not None else None,
     )
 
 
@@ -177,6 +194,68 @@ def _finish_effects(services: Services, marker: dict[str, Any], marker_id: str, 
             cause_key=marker_id,
         )
     services.documents.set(PROCESSED_EVENTS, marker_id, {**marker, "effects_done": True})
+
+
+def apply_operator_action(
+    tenant_id: str, action: OperatorAction, note: AuditNote, services: Services, events_url: str
+) -> OperatorActionResponse:
+    """Suspend, resume or offboard a tenant as the billing event of the same effect would, from source "operator".
+
+    The same transaction as a billing event: the transition, the API key revocation of an
+    offboarding, the audit entry (with the reason and the operator) and the processed marker;
+    then the analytics copy and the lifecycle event. Repeating an action is harmless (the
+    tenant is already there: outcome "applied" or "ignored", status unchanged). What the
+    lifecycle refuses (anything but offboard on an OFFBOARDED tenant) is a 409, and is in the
+    audit trail too; PROVISIONING and FAILED tenants never went live, so it does not apply to them.
+    """
+    state = load_tenant(services, tenant_id) if tenant_id_problem(tenant_id) is None else None
+    if state is None:
+        raise TenantNotFound(f"no tenant '{tenant_id}'", field="tenant_id")
+    if not transitions.accepts_billing(state):
+        raise TransitionNotAllowed(
+            f"tenant '{tenant_id}' is {state.status}: operators {action} tenants that went live (a FAILED one is retried)",
+            field="tenant_id",
+        )
+    event = BillingEvent(
+        event_id=f"operator-{action}-{uuid.uuid4().hex}",
+        tenant_id=tenant_id,
+        type=OPERATOR_ACTIONS[action],
+        occurred_at=_operator_moment(state, services.clock()),
+        source=OPERATOR_SOURCE,
+    )
+    try:
+        marker, _, decided = services.documents.run_transaction(lambda txn: _decide(txn, event, services, note))
+    except PermanentEventError as error:  # the tenant changed (purged, say) since it was read
+        raise TransitionNotAllowed(str(error), field="tenant_id") from None
+    if not marker.get("effects_done"):
+        _finish_effects(services, marker, processed_id(event), decided)
+    logger.info("operator action", extra={"tenant_id": tenant_id, "action": action, "outcome": marker["outcome"], "operator": note.actor})
+    detail = str(_audit_detail(services, event))
+    if marker["outcome"] == "refused":
+        raise TransitionNotAllowed(f"cannot {action} tenant '{tenant_id}': {detail}", field="tenant_id")
+    return OperatorActionResponse(
+        tenant_id=tenant_id,
+        action=action,
+        outcome=marker["outcome"],
+        detail=detail,
+        status_before=marker["previous_status"],
+        status=marker["status_after"],
+        event_id=event.event_id,
+        events_url=events_url,
+    )
+
+
+def _operator_moment(state: TenantState, now: datetime) -> datetime:
+    """Now, or just after the last status event applied if that is later: an operator's word is the newest."""
+    last = state.status_event_at
+    if last is None or datetime.fromisoformat(last) < now:
+        return now
+    return datetime.fromisoformat(last) + timedelta(microseconds=1)
+
+
+def _audit_detail(services: Services, event: BillingEvent) -> str:
+    raw = services.documents.get(TENANT_EVENTS, processed_id(event))
+    return str((raw or {}).get("detail") or "")
 
 
 def tenant_events(
@@ -215,6 +294,8 @@ def _event_record(document: TenantEventDocument) -> TenantEventRecord:
         lifecycle_event=document.lifecycle_event,
         recorded_at=document.recorded_at,
         redacted=document.redacted,
+        reason=document.reason,
+        actor=document.actor,
     )
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from schemas.http import StepStatus, TenantOverview, TenantStatusResponse
-from shared.domain.errors import TenantNotFound, TenantNotReady, TenantSuspended
+from typing import Any, get_args
+
+from schemas.http import StepStatus, TenantList, TenantOverview, TenantStatusResponse, TenantSummary
+from shared.domain.errors import InvalidRequest, TenantNotFound, TenantNotReady, TenantSuspended
 from shared.domain.identifiers import tenant_id_problem
+from shared.domain.paging import decode_page_token, encode_page_token, page_size
+from shared.domain.tenant import TenantState, TenantStatus
 from shared.handlers.analytics_copy import overview_of
 from shared.handlers.tenant_keys import authenticate_key, tenant_of_key
 from shared.handlers.tenant_store import load_tenant
-from shared.services import Services
+from shared.services import TENANTS, Services
 
-__all__ = ["authenticate", "authenticate_key", "tenant_of_key", "tenant_overview", "tenant_status"]
+__all__ = ["authenticate", "authenticate_key", "list_tenants", "tenant_of_key", "tenant_overview", "tenant_status"]
+TENANT_STATUSES: tuple[str, ...] = get_args(TenantStatus)
 
 
 def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
@@ -26,17 +31,61 @@ def tenant_status(tenant_id: str, services: Services) -> TenantStatusResponse:
         created_at=state.created_at,
         updated_at=state.updated_at,
         error=state.error,
-        steps=[
-            StepStatus(
-                name=name,
-                status=step.status,
-                attempts=step.attempts,
-                error=step.error,
-                started_at=step.started_at,
-                completed_at=step.completed_at,
-            )
-            for name, step in state.steps.items()
-        ],
+        steps=_steps(state),
+    )
+
+
+def _steps(state: TenantState) -> list[StepStatus]:
+    return [
+        StepStatus(
+            name=name,
+            status=step.status,
+            attempts=step.attempts,
+            error=step.error,
+            started_at=step.started_at,
+            completed_at=step.completed_at,
+        )
+        for name, step in state.steps.items()
+    ]
+
+
+def list_tenants(
+    services: Services,
+    status: str | None = None,
+    plan: str | None = None,
+    limit: str | int | None = None,
+    page_token: str | None = None,
+) -> TenantList:
+    """Tenants newest first, a page at a time, optionally of one status and one plan.
+
+    Both filters are equalities the store applies (on Firestore: `==` filters, `order_by`
+    and `start_after` over a composite index), so a page reads only its own documents.
+    """
+    if status is not None and status not in TENANT_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(TENANT_STATUSES)}", field="status")
+    if plan is not None and plan not in services.plans.plans:
+        raise InvalidRequest(f"plan must be one of {', '.join(sorted(services.plans.plans))}", field="plan")
+    size = page_size(limit)
+    listing = {"list": TENANTS, "status": status, "plan": plan}
+    after = decode_page_token(page_token, listing)
+    where: dict[str, Any] = {name: value for name, value in (("status", status), ("subscription_plan", plan)) if value is not None}
+    page = services.documents.page(TENANTS, "created_at", where=where or None, descending=True, limit=size, after=after)
+    summaries = [_summary(TenantState.model_validate(raw)) for _, raw in page.items]
+    return TenantList(count=len(summaries), tenants=summaries, next_page_token=encode_page_token(page.next_cursor, listing))
+
+
+def _summary(state: TenantState) -> TenantSummary:
+    """The list's view of a state document."""
+    return TenantSummary(
+        tenant_id=state.tenant_id,
+        company_name=state.company_name,
+        admin_email=state.admin_email,
+        subscription_plan=state.subscription_plan,
+        status=state.status,
+        steps=_steps(state),
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        error=state.error,
     )
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from shared.domain.api_keys import hash_api_key, presented_api_key
 from shared.domain.errors import Forbidden, Unauthorized
 from shared.services import API_KEYS, Services
 
 
 def tenant_of_key(api_key: str, services: Services) -> str | None:
-    """The tenant an active API key belongs to, or None for an unknown or revoked key."""
+    """The tenant an active API key belongs to, or None for an unknown or revoked key, or one rotated out whose grace is over."""
     key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
     if key_doc is None or key_doc.get("status") != "ACTIVE":
+        return None
+    expires_at = key_doc.get("expires_at")
+    if expires_at is not None and datetime.fromisoformat(str(expires_at)) <= services.clock():
         return None
     return str(key_doc["tenant_id"])
 

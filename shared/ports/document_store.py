@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,6 +16,18 @@ Document = dict[str, Any]
 # as a timestamp, because its TTL policies only delete documents whose TTL field is one:
 # https://cloud.google.com/firestore/docs/ttl
 EXPIRE_AT = "expire_at"
+
+# Equality filters of a paged query: one (field, value) pair, or a mapping of several (all must hold).
+Where = tuple[str, Any] | Mapping[str, Any] | None
+
+
+def equalities(where: Where) -> list[tuple[str, Any]]:
+    """The (field, value) pairs of a `where`, in a stable order."""
+    if where is None:
+        return []
+    if isinstance(where, tuple):
+        return [where]
+    return sorted(where.items())
 
 
 @dataclass(frozen=True)
@@ -93,21 +105,20 @@ class DocumentStore(ABC):
         collection: str,
         order_by: str,
         *,
-        where: tuple[str, Any] | None = None,
+        where: Where = None,
         descending: bool = False,
         limit: int = 100,
         after: PageCursor | None = None,
     ) -> Page:
         """Up to `limit` documents ordered by `order_by`, then by id; documents without that field are left out.
 
-        `where` is an equality filter (field, value). `after` is the cursor a previous page
+        `where` holds equality filters: a (field, value) pair, or a mapping of several that
+        must all hold. `after` is the cursor a previous page
         returned; a document written behind it since is not seen, as with Firestore's
         `order_by` + `start_after`.
         """
 
-    def scan(
-        self, collection: str, order_by: str, *, where: tuple[str, Any] | None = None, page_size: int = 200
-    ) -> Iterator[tuple[str, Document]]:
+    def scan(self, collection: str, order_by: str, *, where: Where = None, page_size: int = 200) -> Iterator[tuple[str, Document]]:
         """Every matching document, page by page, in `order_by` order."""
         after: PageCursor | None = None
         while True:

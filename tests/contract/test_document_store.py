@@ -229,6 +229,24 @@ def test_finding9_page_descending_and_the_last_page_has_no_cursor(document_store
     assert document_store.page(f"empty_{unique}", "at", limit=2) == Page()
 
 
+def test_page_with_several_equality_filters_keeps_only_documents_matching_all(document_store: DocumentStore, unique: str) -> None:
+    """Two `==` filters and an order on a third field, paged with a cursor (Firestore: a composite index)."""
+    collection = f"filtered_{unique}"
+    for n in range(12):
+        document_store.set(collection, f"d{n:02d}", {"status": ("A", "B")[n % 2], "plan": ("X", "Y", "Z")[n % 3], "at": f"t{n:02d}"})
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = document_store.page(collection, "at", where={"status": "A", "plan": "X"}, descending=True, limit=1, after=after)
+        seen += _ids(page)
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == ["d06", "d00"]
+    assert _ids(document_store.page(collection, "at", where={"status": "B", "plan": "Z"}, limit=5)) == ["d05", "d11"]
+    assert document_store.page(collection, "at", where={"status": "A", "plan": "nothing"}, limit=5) == Page()
+
+
 def test_finding8_expire_at_round_trips_and_orders_as_time(document_store: DocumentStore, unique: str) -> None:
     """`expire_at` is stored as a timestamp where TTL needs one, and read back as the same ISO string."""
     collection = f"expiring_{unique}"

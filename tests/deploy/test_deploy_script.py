@@ -351,9 +351,12 @@ def test_the_env_vars_file_selects_the_gcp_backend_in_production(dry_run: DryRun
     assert load_settings(env).gcp.kms_key_name == key
 
 
-def test_the_onboard_function_alone_may_use_the_kms_key(dry_run: DryRun) -> None:
+def test_only_the_functions_that_issue_api_keys_may_use_the_kms_key_and_rotation_only_to_encrypt(dry_run: DryRun) -> None:
     grants = [command for command in dry_run.commands if command[1:4] == ["kms", "keys", "add-iam-policy-binding"]]
-    assert [_flag(command, "member") for command in grants] == [f"serviceAccount:onb-onboard-tenant@{PROJECT}.iam.gserviceaccount.com"]
+    assert sorted((_flag(command, "member"), _flag(command, "role")) for command in grants) == [
+        (f"serviceAccount:onb-onboard-tenant@{PROJECT}.iam.gserviceaccount.com", "roles/cloudkms.cryptoKeyEncrypterDecrypter"),
+        (f"serviceAccount:onb-tenant-admin@{PROJECT}.iam.gserviceaccount.com", "roles/cloudkms.cryptoKeyEncrypter"),
+    ]
 
 
 def test_no_function_account_gets_a_broad_role(dry_run: DryRun) -> None:

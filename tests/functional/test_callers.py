@@ -54,7 +54,7 @@ def test_the_table_gives_every_api_route_a_caller_class_and_leaves_only_health_a
         "/api/v1/tenants/<tenant_id>/overview",
         "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>",
     ]
-    assert all(route.path.startswith("/api/v1/") for route in OPERATOR_ROUTES) and len(OPERATOR_ROUTES) == 9
+    assert all(route.path.startswith("/api/v1/") for route in OPERATOR_ROUTES) and len(OPERATOR_ROUTES) == 15
 
 
 @pytest.mark.parametrize("route", OPERATOR_ROUTES, ids=lambda route: f"{route.method} {route.path}")

@@ -156,6 +156,13 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     # retry: 409 (not FAILED), 404
     c.check("POST", f"{api}/customer_123/retry", client.post(f"{api}/customer_123/retry"))
     c.check("POST", f"{api}/nobody_here/retry", client.post(f"{api}/nobody_here/retry"))
+    # the tenant list: 200, 422
+    c.check("GET", api, client.get(f"{api}?status=ACTIVE&limit=5"))
+    c.check("GET", api, client.get(f"{api}?plan=GOLD"))
+    # operator actions: 409 (not live), 404, 422; 200 below
+    c.check("POST", f"{api}/accepted_one/suspend", client.post(f"{api}/accepted_one/suspend", json={"reason": "test"}))
+    c.check("POST", f"{api}/nobody_here/resume", client.post(f"{api}/nobody_here/resume", json={"reason": "test"}))
+    c.check("POST", f"{api}/customer_123/offboard", client.post(f"{api}/customer_123/offboard", json={}))
     # dead letters: 200, 422
     c.check("GET", "/api/v1/dead-letters", client.get("/api/v1/dead-letters"))
     c.check("GET", "/api/v1/dead-letters?status=LOST", client.get("/api/v1/dead-letters?status=LOST"))
@@ -165,6 +172,14 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     c.check("POST", "/api/v1/billing/events", client.post("/api/v1/billing/events", json={**event, "type": "nonsense"}))
     c.check("GET", f"{api}/customer_123/events", client.get(f"{api}/customer_123/events"))
     c.check("GET", f"{api}/nobody_here/events", client.get(f"{api}/nobody_here/events"))
+    rotate, revoke = f"{api}/customer_123/api-keys/rotate", f"{api}/customer_123/api-keys/revoke"
+    c.check("POST", rotate, client.post(rotate, json={"reason": "test"}))
+    c.check("POST", rotate, client.post(rotate, json={"reason": "test", "grace_hours": 10_000}))
+    c.check("POST", revoke, client.post(revoke, json={"reason": "test"}))
+    c.check("POST", revoke, client.post(revoke, json={"reason": "test", "key_id": "0123456789abcdef"}))
+    c.check("POST", f"{api}/customer_123/suspend", client.post(f"{api}/customer_123/suspend", json={"reason": "test"}))
+    c.check("POST", f"{api}/customer_123/resume", client.post(f"{api}/customer_123/resume", json={"reason": "test"}))
+    c.check("POST", f"{api}/customer_123/offboard", client.post(f"{api}/customer_123/offboard", json={"reason": "test"}))
     # purge
     c.check("POST", f"{api}/purge-expired", client.post(f"{api}/purge-expired"))
     # pipeline runs: 200, then 429 once the concurrent slots are taken; 422, 401, 403

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from shared.adapters.embedded.sqlite_support import ThreadLocalSqlite, translated
 from shared.ports import AlreadyExists, Document, DocumentStore, Page, PageCursor, Transaction, TransactionConflict
+from shared.ports.document_store import Where, equalities
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class SqliteDocumentStore(DocumentStore):
         collection: str,
         order_by: str,
         *,
-        where: tuple[str, Any] | None = None,
+        where: Where = None,
         descending: bool = False,
         limit: int = 100,
         after: PageCursor | None = None,
@@ -154,9 +155,9 @@ class SqliteDocumentStore(DocumentStore):
         key = "json_extract(data, :order_path)"
         clauses = ["collection = :collection", f"{key} IS NOT NULL"]
         params: dict[str, Any] = {"collection": collection, "order_path": _path(order_by), "limit": limit + 1}
-        if where is not None:
-            clauses.append("json_extract(data, :where_path) = :where_value")
-            params.update(where_path=_path(where[0]), where_value=where[1])
+        for n, (name, value) in enumerate(equalities(where)):
+            clauses.append(f"json_extract(data, :where_path{n}) = :where_value{n}")
+            params.update({f"where_path{n}": _path(name), f"where_value{n}": value})
         if after is not None:
             beyond = "<" if descending else ">"
             clauses.append(f"({key} {beyond} :after_value OR ({key} = :after_value AND doc_id {beyond} :after_id))")

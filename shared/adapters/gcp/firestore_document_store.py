@@ -12,6 +12,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.gcp.errors import google_errors_as_ours
 from shared.ports import EXPIRE_AT, Document, DocumentStore, Page, PageCursor, Transaction, TransactionConflict
+from shared.ports.document_store import Where, equalities
 
 T = TypeVar("T")
 
@@ -115,20 +116,21 @@ class FirestoreDocumentStore(DocumentStore):
         collection: str,
         order_by: str,
         *,
-        where: tuple[str, Any] | None = None,
+        where: Where = None,
         descending: bool = False,
         limit: int = 100,
         after: PageCursor | None = None,
     ) -> Page:
         """`order_by` the field, then the document id, and `start_after` the cursor.
 
-        https://cloud.google.com/firestore/docs/query-data/query-cursors. An equality filter
-        with an order on another field needs a composite index (deploy.sh creates those used).
+        https://cloud.google.com/firestore/docs/query-data/query-cursors. Equality filters
+        with an order on another field need a composite index (deploy.sh creates those used):
+        the query reads only the matching page from the index, never the whole collection.
         """
         direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
         query: Any = self._client.collection(collection)
-        if where is not None:
-            query = query.where(filter=FieldFilter(where[0], "==", where[1]))
+        for name, value in equalities(where):
+            query = query.where(filter=FieldFilter(name, "==", value))
         query = query.order_by(order_by, direction=direction).order_by("__name__", direction=direction)
         if after is not None:
             value = _timestamp(after.value) if order_by == EXPIRE_AT and isinstance(after.value, str) else after.value

@@ -260,7 +260,7 @@ class Exercise:
         assert replay["api_key"] == first["api_key"]
         assert http("onboard_tenant", "POST /api/v1/tenants/onboard", 422, self.request("iam_other"), headers=KEY_1)
         http("onboard_tenant", "POST /api/v1/tenants/onboard", 409, self.request("iam_main"))
-        self.waiting_key = str(self.onboard("iam_waiting", query="?wait=1")["api_key"])  # times out while PROVISIONING: 202
+        self.onboard("iam_waiting", query="?wait=1")  # times out while PROVISIONING: 202
         http("tenant_overview", "GET /api/v1/tenants/iam_waiting/overview", 403, headers={"X-API-Key": first["api_key"]})
         self.deliver()
         for message in list(self.delivered):  # at least once: every step command again
@@ -340,20 +340,22 @@ class Exercise:
         return {
             "event_id": event_id,
             "pipeline_logging_id": run_id,
-            "tenant_id": "iam_waiting",
+            "tenant_id": "iam_runs",
             "status": status,
             "occurred_at": self.clock.now.isoformat(),
         }
 
     def _pipeline_runs(self) -> None:
-        http, key = self.http, {"X-API-Key": self.waiting_key}
-        run = "POST /api/v1/pipelines/run/iam_waiting/gcp/cost/billing"
+        self.runs_key = str(self.onboard("iam_runs")["api_key"])
+        self.deliver()
+        http, key = self.http, {"X-API-Key": self.runs_key}
+        run = "POST /api/v1/pipelines/run/iam_runs/gcp/cost/billing"
         first = http("run_pipeline", run, 200, headers={**key, **KEY_1})
         assert http("run_pipeline", run, 200, headers={**key, **KEY_1}) == first  # the same key: admitted once
         http("run_pipeline", run, 200, {"date": "2026-03-01", "parameters": {"region": "eu"}}, headers=key)
         running = [http("run_pipeline", run, 200, headers=key)["pipeline_logging_id"] for _ in range(3)]
         http("run_pipeline", run, 429, headers=key)  # PROFESSIONAL: 5 at once
-        http("run_pipeline", "POST /api/v1/pipelines/run/iam_waiting/gcp/cost/-bad", 422, headers=key)
+        http("run_pipeline", "POST /api/v1/pipelines/run/iam_runs/gcp/cost/-bad", 422, headers=key)
         http("run_pipeline", run, 401)
         results = "POST /api/v1/pipelines/results"
         done = self._report(first["pipeline_logging_id"], "SUCCEEDED", "iam-run-1")
@@ -362,7 +364,7 @@ class Exercise:
         http("pipeline_results_http", results, 404, self._report("iam-no-such-run", "FAILED", "iam-run-2"))
         topic = self.topics.pipeline_run_results
         for index, (run_id, status) in enumerate(((running[0], "RUNNING"), (running[1], "FAILED"), ("iam-ghost-run", "FAILED"))):
-            self.inject(topic, json.dumps(self._report(run_id, status, f"iam-run-{index + 3}")).encode(), {"tenant_id": "iam_waiting"})
+            self.inject(topic, json.dumps(self._report(run_id, status, f"iam-run-{index + 3}")).encode(), {"tenant_id": "iam_runs"})
         self.inject(topic, b"not json")
         self.deliver()
         # Past the lease: the next admission times out the runs that never reported, lazily.
@@ -391,8 +393,8 @@ class Exercise:
         with self._outage("bus"):
             self.http("onboard_tenant", "POST /api/v1/tenants/onboard", 202, body)
             # An admitted run whose publish fails stays in the outbox; the reconciler publishes it.
-            run = "POST /api/v1/pipelines/run/iam_waiting/gcp/cost/billing"
-            self.http("run_pipeline", run, 200, headers={"X-API-Key": self.waiting_key})
+            run = "POST /api/v1/pipelines/run/iam_runs/gcp/cost/billing"
+            self.http("run_pipeline", run, 200, headers={"X-API-Key": self.runs_key})
         self.onboard("iam_stranded_view")
         with self._outage("bus"):
             self.deliver()

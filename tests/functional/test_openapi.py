@@ -172,16 +172,6 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     c.check("POST", "/api/v1/billing/events", client.post("/api/v1/billing/events", json={**event, "type": "nonsense"}))
     c.check("GET", f"{api}/customer_123/events", client.get(f"{api}/customer_123/events"))
     c.check("GET", f"{api}/nobody_here/events", client.get(f"{api}/nobody_here/events"))
-    rotate, revoke = f"{api}/customer_123/api-keys/rotate", f"{api}/customer_123/api-keys/revoke"
-    c.check("POST", rotate, client.post(rotate, json={"reason": "test"}))
-    c.check("POST", rotate, client.post(rotate, json={"reason": "test", "grace_hours": 10_000}))
-    c.check("POST", revoke, client.post(revoke, json={"reason": "test"}))
-    c.check("POST", revoke, client.post(revoke, json={"reason": "test", "key_id": "0123456789abcdef"}))
-    c.check("POST", f"{api}/customer_123/suspend", client.post(f"{api}/customer_123/suspend", json={"reason": "test"}))
-    c.check("POST", f"{api}/customer_123/resume", client.post(f"{api}/customer_123/resume", json={"reason": "test"}))
-    c.check("POST", f"{api}/customer_123/offboard", client.post(f"{api}/customer_123/offboard", json={"reason": "test"}))
-    # purge
-    c.check("POST", f"{api}/purge-expired", client.post(f"{api}/purge-expired"))
     # pipeline runs: 200, then 429 once the concurrent slots are taken; 422, 401, 403
     run = "/api/v1/pipelines/run/customer_123/gcp/cost/billing"
     admitted = anonymous.post(run, headers=tenant_key)
@@ -203,6 +193,16 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     c.check("POST", results, client.post(results, json=report))
     c.check("POST", results, client.post(results, json={**report, "pipeline_logging_id": "no-such-run"}))
     c.check("POST", results, client.post(results, json={**report, "status": "DONE"}))
+    rotate, revoke = f"{api}/customer_123/api-keys/rotate", f"{api}/customer_123/api-keys/revoke"
+    c.check("POST", rotate, client.post(rotate, json={"reason": "test"}))
+    c.check("POST", rotate, client.post(rotate, json={"reason": "test", "grace_hours": 10_000}))
+    c.check("POST", revoke, client.post(revoke, json={"reason": "test"}))
+    c.check("POST", revoke, client.post(revoke, json={"reason": "test", "key_id": "0123456789abcdef"}))
+    c.check("POST", f"{api}/customer_123/suspend", client.post(f"{api}/customer_123/suspend", json={"reason": "test"}))
+    c.check("POST", f"{api}/customer_123/resume", client.post(f"{api}/customer_123/resume", json={"reason": "test"}))
+    c.check("POST", f"{api}/customer_123/offboard", client.post(f"{api}/customer_123/offboard", json={"reason": "test"}))
+    # purge
+    c.check("POST", f"{api}/purge-expired", client.post(f"{api}/purge-expired"))
 
     assert {f"{route.method} {openapi_path(route.path)}" for route in ROUTES} <= set(c.seen)
     statuses = set().union(*c.seen.values())

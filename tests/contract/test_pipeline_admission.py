@@ -61,7 +61,7 @@ class _NoLocks:
 
 
 def test_without_the_process_lock_the_transaction_alone_admits_exactly(
-    document_store: DocumentStore, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+    document_store: DocumentStore, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """Requests from many instances share no lock: they contend in the store, and still take exactly the free slots."""
     monkeypatch.setattr(pipeline_runs, "ADMISSION_LOCKS", _NoLocks())
@@ -71,7 +71,9 @@ def test_without_the_process_lock_the_transaction_alone_admits_exactly(
     tenant_id = f"run_{unique}"
     api_key = active_tenant(document_store, tenant_id, "STARTER", services.clock())
     try:
-        admitted, refused = admit_concurrently(services, tenant_id, api_key, 8)
-        assert (len(admitted), refused) == (3, {"concurrent": 5})
+        # The Firestore emulator settles each conflict by a lock timeout of about 2 s: few requests there.
+        count = 4 if request.node.get_closest_marker("emulator") else 8
+        admitted, refused = admit_concurrently(services, tenant_id, api_key, count)
+        assert (len(admitted), refused) == (3, {"concurrent": count - 3})
     finally:
         embedded.close()

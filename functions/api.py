@@ -20,6 +20,8 @@ from shared.handlers.queries import tenant_overview as read_overview
 from shared.handlers.queries import tenant_status as read_status
 from shared.handlers.retry import retry_tenant
 from shared.logging_setup import log_context
+from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.metrics import count_onboarding, exposition
 
 
 def _dryrun(request: flask.Request) -> flask.Response:
@@ -45,6 +47,7 @@ def _onboard(request: flask.Request) -> flask.Response:
     body = read_json(request, OnboardRequest, services.settings.http.max_body_bytes)
     with log_context(tenant_id=body.tenant_id):
         result = onboard(body, idempotency_key, services)
+        count_onboarding("replayed" if result.replayed else "accepted")
         accepted = result.accepted.model_copy(update={"status_url": public_url(request, result.accepted.status_url)})
         headers = {"Location": accepted.status_url}
         if wait:
@@ -101,6 +104,10 @@ def _dead_letters(request: flask.Request) -> flask.Response:
             page_token=args.get("page_token"),
         )
     )
+
+
+def _metrics(request: flask.Request) -> flask.Response:
+    return flask.Response(exposition(get_services), mimetype=None, content_type=METRICS_CONTENT_TYPE)
 
 
 def _openapi(request: flask.Request) -> flask.Response:

@@ -18,6 +18,7 @@ from shared.handlers.publishing import publish_event
 from shared.handlers.purge import purge_expired_tenants
 from shared.handlers.sweep import sweep_expired
 from shared.logging_setup import log_context
+from shared.metrics import count_billing_event
 
 
 def _publish_billing_event(request: flask.Request) -> flask.Response:
@@ -66,7 +67,11 @@ def billing_event(cloud_event: CloudEvent) -> None:
     """Topic billing-events: apply one billing event to its tenant."""
     services = get_services()
     topic = services.settings.topics.billing
-    handle_event(cloud_event, BillingEvent, handle_billing_event, services, dead_letter_topic(topic))
+    outcome = "error"
+    try:
+        outcome = handle_event(cloud_event, BillingEvent, handle_billing_event, services, dead_letter_topic(topic))
+    finally:
+        count_billing_event(outcome)
 
 
 @functions_framework.cloud_event

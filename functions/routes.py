@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from functions import admin, api, billing, pipelines
+from functions import admin, api, billing, console, pipelines
 from schemas.events import BillingEvent, PipelineRunResult
 from schemas.http import (
     ApiKeyRevokeRequest,
@@ -138,6 +138,25 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/v1/tenants/<tenant_id>/api-keys/revoke", "tenant_admin", OPERATOR, admin._revoke_keys,
         "Refuse at once a rotated-out key (key_id), or every key still in its grace period",
         {200: ApiKeysRevoked}, request=ApiKeyRevokeRequest, errors=(404, 409), operation="revoke_api_keys",
+    ),
+    Route(
+        "GET", "/metrics", "healthz", OPERATOR, api._metrics,
+        "Prometheus metrics: onboardings, step durations, dead-letter backlog, billing events, bus queue depth",
+        {200: {"type": "string", "description": "Prometheus text exposition format 0.0.4"}},
+        media_type="text/plain", operation="get_metrics",
+    ),
+    Route(
+        "GET", "/console", "healthz", PUBLIC, console._page,
+        "The operators' console (its data comes from the operator routes, with the operator's token)",
+        {200: {"type": "string", "description": "an HTML page"}}, media_type="text/html", operation="get_console",
+    ),
+    Route(
+        "GET", "/console/console.js", "healthz", PUBLIC, console._script, "The console's script",
+        {200: {"type": "string"}}, media_type="text/javascript", operation="get_console_script",
+    ),
+    Route(
+        "GET", "/console/console.css", "healthz", PUBLIC, console._style, "The console's style sheet",
+        {200: {"type": "string"}}, media_type="text/css", operation="get_console_style",
     ),
     Route(
         "POST", "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>", "run_pipeline", TENANT, pipelines._run,

@@ -11,17 +11,20 @@ from cloudevents.http import CloudEvent
 
 from schemas.events import StepRequested
 from shared.domain.steps import declaration, steps
-from shared.entrypoints.events import handle_dead_letter, handle_event
+from shared.entrypoints.events import handle_dead_letter, handle_event, message_trace
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import dead_letter_topic, handle_step_dead_letter
 from shared.handlers.reconcile import reconcile
 from shared.handlers.steps import handle_step
+from shared.metrics import timed_delivery
+from shared.tracing import trace_scope
 
 
 def _run_step(cloud_event: CloudEvent, step: str) -> None:
     services = get_services()
     topic = services.settings.topics.step(step)
-    handle_event(cloud_event, StepRequested, handle_step, services, dead_letter_topic(topic))
+    with trace_scope(message_trace(cloud_event)), timed_delivery(step) as outcome:
+        outcome.append(handle_event(cloud_event, StepRequested, handle_step, services, dead_letter_topic(topic)))
 
 
 @cache

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -152,17 +152,19 @@ def floor_onboarding(services: Services, tenant_id: str) -> None:
     docs.set("tenants", tenant_id, {"status": "ACTIVE"})
 
 
-def measure_floor(data_dir: Path, tenants: int) -> list[float]:
-    """Floor times for `tenants` onboardings."""
+def measure_floor(data_dir: Path, tenants: int, cpu_ms: list[float] | None = None) -> list[float]:
+    """Floor times for `tenants` onboardings (and, into `cpu_ms`, the process CPU each took)."""
     services = build_embedded_services(load_settings({"ONBOARDING_DATA_DIR": str(data_dir)}))
     ensure_central_tables(services.warehouse, services.central)
     try:
         floor_onboarding(services, "floor_warm_up")
         times = []
         for index in range(tenants):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             floor_onboarding(services, f"floor_{index}")
             times.append((time.perf_counter() - started) * 1000)
+            if cpu_ms is not None:
+                cpu_ms.append((time.process_time() - cpu_started) * 1000)
         return times
     finally:
         services.close()
@@ -213,6 +215,38 @@ def measure_gcp_sequential(data_dir: Path, tenants: int, scale: float) -> tuple[
     return times, per_tenant
 
 
+@contextmanager
+def watching(reached: Callable[[str], bool], sent: dict[str, float], when: dict[str, float]) -> Iterator[None]:
+    """While the block runs, note in `when` the moment each id of `sent` first satisfies `reached`.
+
+    Watched beside the submissions, not after them: a tenant that finishes while later ones are
+    still being sent is timed when it finishes.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for key in list(sent):
+                if key not in when and reached(key):
+                    when[key] = time.monotonic()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Until `condition()` holds or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def measure_gcp_burst(data_dir: Path, tenants: int, spread_seconds: float, scale: float, give_up_seconds: float) -> dict[str, Any]:
     """`tenants` onboardings spread evenly over `spread_seconds` (Google Cloud seconds) on the profile, and their outcome."""
     env = {"ONBOARDING_CLOUD_PROFILE": "gcp", "ONBOARDING_CLOUD_TIME_SCALE": str(scale)}
@@ -226,26 +260,83 @@ def measure_gcp_burst(data_dir: Path, tenants: int, spread_seconds: float, scale
             tenant_id = f"gcp_burst_{index}"
             accepted[tenant_id] = _submit(operator_session(data_dir), api, tenant_id)
 
-        with ThreadPoolExecutor(max_workers=min(tenants, 64)) as pool:
-            list(pool.map(one, range(tenants)))
-        deadline = time.monotonic() + give_up_seconds * scale
-        while len(finished) < tenants and time.monotonic() < deadline:
-            for tenant_id in accepted:
-                if tenant_id not in finished and _status(platform, tenant_id) in TERMINAL:
-                    finished[tenant_id] = time.monotonic()
-            time.sleep(0.01)
+        with watching(lambda tenant_id: _status(platform, tenant_id) in TERMINAL, accepted, finished):
+            with ThreadPoolExecutor(max_workers=min(tenants, 64)) as pool:
+                list(pool.map(one, range(tenants)))
+            wait_for(lambda: len(finished) >= tenants, give_up_seconds * scale)
         outcome = Counter(_status(platform, tenant_id) for tenant_id in accepted)
         guard = platform.services.guard
         profile = guard.profile if guard is not None else None
+        onboarding_dead_letters = platform.bus.stats.snapshot().get("dead_lettered", 0)
+        onboarding_unretried = (guard.snapshot() if guard is not None else {}).get("rate_limited_unretried", 0)
+        active = sorted(tenant_id for tenant_id in accepted if _status(platform, tenant_id) == "ACTIVE")
+        billing = measure_billing_burst(
+            platform, data_dir, api, active, spread_seconds=spread_seconds, scale=scale, give_up_seconds=give_up_seconds
+        )
+        billing["dead_letters"] = platform.bus.stats.snapshot().get("dead_lettered", 0) - onboarding_dead_letters
+        unretried = (guard.snapshot() if guard is not None else {}).get("rate_limited_unretried", 0)
+        billing["quota_errors_unretried"] = unretried - onboarding_unretried
         return {
+            "billing": billing,
             "outcome": dict(outcome),
-            "dead_letters": platform.bus.stats.snapshot().get("dead_lettered", 0),
+            "dead_letters": onboarding_dead_letters,
             "handler_timeouts": platform.bus.stats.snapshot().get("handler_timeouts", 0),
-            "quota_errors_unretried": (guard.snapshot() if guard is not None else {}).get("rate_limited_unretried", 0),
+            "quota_errors_unretried": onboarding_unretried,
             "profile": profile.snapshot() if profile is not None else {},
             "wall_seconds": ((max(finished.values()) if finished else time.monotonic()) - started) / scale,
             "to_terminal": [(finished[t] - accepted[t]) / scale for t in finished],
         }
+
+
+BILLING_PLAN = "SCALE"
+
+
+def measure_billing_burst(
+    platform: LocalPlatform, data_dir: Path, api: str, tenant_ids: list[str], *, spread_seconds: float, scale: float, give_up_seconds: float
+) -> dict[str, Any]:
+    """One plan change per tenant, sent through the billing route spread over `spread_seconds`; how many applied and when.
+
+    Each event goes the way the billing system's do: POST /api/v1/billing/events publishes it on
+    billing-events, whose push subscription delivers it to the billing function. An event has
+    applied once the tenant's state document carries the new plan (read past the profile).
+    """
+    if not tenant_ids:
+        return {"events": 0, "applied": 0, "failed_posts": 0, "wall_seconds": 0.0, "to_applied": []}
+    occurred_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    sent: dict[str, float] = {}
+    failed_posts = Counter[int]()
+    started = time.monotonic()
+
+    def one(index: int) -> None:
+        time.sleep(max(0.0, started + index * spread_seconds * scale / len(tenant_ids) - time.monotonic()))
+        tenant_id = tenant_ids[index]
+        body = {
+            "event_id": f"bench-plan-{tenant_id}",
+            "tenant_id": tenant_id,
+            "type": "plan_changed",
+            "new_plan": BILLING_PLAN,
+            "occurred_at": occurred_at,
+            "source": "bench",
+        }
+        response = operator_session(data_dir).post(f"{api}/billing/events", json=body, timeout=600)
+        if response.status_code != 202:
+            failed_posts[response.status_code] += 1
+            return
+        sent[tenant_id] = time.monotonic()
+
+    documents = unwrap(platform.services.documents)
+    applied: dict[str, float] = {}
+    with watching(lambda tenant_id: (documents.get("tenants", tenant_id) or {}).get("subscription_plan") == BILLING_PLAN, sent, applied):
+        with ThreadPoolExecutor(max_workers=min(len(tenant_ids), 64)) as pool:
+            list(pool.map(one, range(len(tenant_ids))))
+        wait_for(lambda: len(applied) >= len(sent), give_up_seconds * scale)
+    return {
+        "events": len(tenant_ids),
+        "applied": len(applied),
+        "failed_posts": sum(failed_posts.values()),
+        "wall_seconds": ((max(applied.values()) if applied else time.monotonic()) - started) / scale,
+        "to_applied": [(applied[t] - sent[t]) / scale for t in applied],
+    }
 
 
 # Google Cloud mode with every service "emulated" at a closed local port: the clients are built
@@ -277,38 +368,68 @@ def measure_local_scale(data_dir: Path, tenants: int, concurrency: int) -> dict[
         def onboard(index: int) -> str:
             session: requests.Session | None = getattr(local, "session", None)
             if session is None:
-                session = local.session = requests.Session()
+                session = local.session = operator_session(data_dir)
             body = request_body(f"scale_{index:05d}")
             session.post(f"{url}/dryrun", json=body, timeout=120)
             response = session.post(f"{url}/onboard", json=body, timeout=120)
             assert response.status_code == 202, response.text
+            # Backing off as the API's own ?wait does: a client polling every 10 ms, 32 times over,
+            # would spend the machine's CPU on the bench instead of the onboardings.
+            delay = 0.005
             while True:
                 status = str((documents.get("tenants", body["tenant_id"]) or {}).get("status"))
                 if status != "PROVISIONING":
                     return status
-                time.sleep(0.01)
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.05)
 
         guard = platform.services.guard
         before = guard.snapshot().get("calls", 0) if guard else 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             outcomes = list(pool.map(onboard, range(tenants)))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         platform.bus.wait_idle(60)
         calls = (guard.snapshot().get("calls", 0) if guard else 0) - before
-    return {"wall_seconds": wall, "active": float(outcomes.count("ACTIVE")), "calls_per_tenant": calls / tenants}
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "active": float(outcomes.count("ACTIVE")), "calls_per_tenant": calls / tenants}
+
+
+def floor_sample(data_dir: Path, tenants: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) p50 of `tenants` floor onboardings."""
+    cpu_ms: list[float] = []
+    times = measure_floor(data_dir, tenants, cpu_ms)
+    return percentile(times, 0.5), percentile(cpu_ms, 0.5)
 
 
 def local_scale_section(tmp: Path, tenants: int, concurrency: int, floor_tenants: int) -> list[str]:
-    """Local scale: `tenants` onboarded concurrently, against `tenants` x the floor p50 measured in the same run."""
-    floor = measure_floor(tmp / "scale-floor", floor_tenants)
+    """Local scale: `tenants` onboarded concurrently, against `tenants` x the floor p50 measured just before and just after it.
+
+    On a shared machine the wall-clock ratio moves with the neighbours' load: a floor measured
+    on a quiet moment and a scale run on a busy one (or the reverse) gave anything from 0.8x to
+    4.5x. So the floor is measured on both sides of the run and the ratio uses their mean; the
+    load average is printed at each point, and so is the same ratio in CPU time, which the
+    neighbours barely move (this process's CPU seconds over `tenants` x the floor's CPU per tenant).
+    """
+    floor_tenants = max(floor_tenants, 50)
+    load_before = os.getloadavg()[0]
+    floor_before, floor_cpu_before = floor_sample(tmp / "scale-floor-before", floor_tenants)
     scale = measure_local_scale(tmp / "scale", tenants, concurrency)
-    floor_p50 = percentile(floor, 0.5)
+    load_during = os.getloadavg()[0]
+    floor_after, floor_cpu_after = floor_sample(tmp / "scale-floor-after", floor_tenants)
+    load_after = os.getloadavg()[0]
+    floor_p50 = (floor_before + floor_after) / 2
     ratio = scale["wall_seconds"] * 1000 / (tenants * floor_p50)
+    cpu_ratio = scale["cpu_seconds"] * 1000 / (tenants * (floor_cpu_before + floor_cpu_after) / 2)
+    drift = abs(floor_before - floor_after) / min(floor_before, floor_after)
+    warning = "  (the floor moved by more than 25% across the run: the machine's load changed; run again)" if drift > 0.25 else ""
     return [
         f"local scale: {tenants} tenants onboarded concurrently (concurrency {concurrency}, HTTP, embedded): "
-        f"wall {scale['wall_seconds']:.1f} s, {int(scale['active'])} ACTIVE",
-        f"local scale: floor p50 {floor_p50:.1f} ms; ratio wall / ({tenants} x floor p50): {ratio:.2f}x",
+        f"wall {scale['wall_seconds']:.1f} s, {int(scale['active'])} ACTIVE, CPU {scale['cpu_seconds']:.1f} s",
+        f"local scale: floor p50 {floor_before:.1f} ms before the run, {floor_after:.1f} ms after ({floor_tenants} tenants each); "
+        f"load average (1 min) {load_before:.2f} before, {load_during:.2f} at the end of the run, {load_after:.2f} after{warning}",
+        f"local scale: ratio wall / ({tenants} x floor p50 {floor_p50:.1f} ms): {ratio:.2f}x  (target <= 1.5); "
+        f"in CPU time: {cpu_ratio:.2f}x ({scale['cpu_seconds'] * 1000 / tenants:.1f} ms per tenant against the floor's "
+        f"p50 {(floor_cpu_before + floor_cpu_after) / 2:.1f} ms)",
         f"local scale: backend calls per tenant (dry run, onboarding, steps): {scale['calls_per_tenant']:.1f}",
     ]
 
@@ -377,6 +498,15 @@ def print_gcp(args: argparse.Namespace, tmp: Path) -> None:
         )
         p50, p99 = percentile(to_terminal, 0.5), percentile(to_terminal, 0.99)
         print(f"    accepted -> ACTIVE/FAILED in the burst: p50 {p50:.1f} s  p99 {p99:.1f} s")
+        billing = burst["billing"]
+        to_applied = billing["to_applied"] or [0.0]
+        print(
+            f"  billing burst: {billing['events']} plan changes (one per ACTIVE burst tenant) within 60 s: "
+            f"applied {billing['applied']}  not applied {billing['events'] - billing['applied']}  "
+            f"refused posts {billing['failed_posts']}  dead letters {billing['dead_letters']}  "
+            f"quota errors unretried {billing['quota_errors_unretried']}  wall {billing['wall_seconds']:.0f} s  "
+            f"(sent -> applied p50 {percentile(to_applied, 0.5):.1f} s  p99 {percentile(to_applied, 0.99):.1f} s)"
+        )
         keys = (
             "bigquery_mutating_dml",
             "bigquery_dml_queued",

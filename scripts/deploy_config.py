@@ -11,6 +11,7 @@ import yaml
 from shared.bootstrap import load_settings
 from shared.config import Settings
 from shared.domain.steps import dependents_of, steps
+from shared.handlers.provisioning import applied_at_onboarding, published_at_onboarding
 
 KEY_RING = "onboarding"
 PURGE_ROLE_ID = "onboardingDatasetPurger"  # the custom role deploy.sh creates (PURGE_ROLE_ID there)
@@ -81,13 +82,21 @@ def shell_values(settings: Settings, project: str, region: str, bigquery_locatio
 
 
 def step_lines(settings: Settings, *, purge_role: str) -> list[str]:
-    """One line per declared step: name, topic, root or -, the topics it releases (or -), its roles."""
+    """One line per declared step: name, topic, how it starts, the topics it releases (or -), its roles.
+
+    How it starts: `root` when onboarding publishes it, `applied` when onboarding's own commit
+    completes it (a record-only step: nothing is ever published to it, so it releases nothing
+    either, and nobody republishes it), `-` when the last of its prerequisites releases it.
+    """
     topics = settings.topics
+    applied, published = applied_at_onboarding(), published_at_onboarding()
     lines = []
     for step in steps():
-        released = ",".join(topics.step(name) for name in dependents_of(step.name)) or "-"
+        start = "applied" if step.name in applied else "root" if step.name in published else "-"
+        releases = () if step.name in applied else dependents_of(step.name)
+        released = ",".join(topics.step(name) for name in releases) or "-"
         grants = " ".join(grant.format(lifecycle=topics.lifecycle, billing=topics.billing, purge_role=purge_role) for grant in step.grants)
-        lines.append(f"{step.name} {topics.step(step.name)} {'-' if step.prerequisites else 'root'} {released} {grants}".rstrip())
+        lines.append(f"{step.name} {topics.step(step.name)} {start} {released} {grants}".rstrip())
     return lines
 
 

@@ -27,10 +27,11 @@ from schemas.events import StepRequested
 from shared import sql
 from shared.adapters.recording import UNATTRIBUTED, PermissionRecorder, RecordingEventBus, record_services
 from shared.bootstrap import build_embedded_services, load_settings
-from shared.domain.steps import step_names
+from shared.domain.steps import prerequisites_of, step_names
 from shared.entrypoints.events import PUBSUB_MESSAGE_PUBLISHED
 from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
+from shared.handlers.provisioning import action_of
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.ports import EXPIRE_AT
 from shared.ports.permissions import Access
@@ -276,7 +277,9 @@ class Exercise:
 
     def _step_failures_and_retries(self) -> None:
         http = self.http
-        for step in step_names():
+        # A record-only step without prerequisites is done by the onboarding's own commit: nothing
+        # is delivered to its function, which runs only on a retry or a late duplicate (below).
+        for step in (name for name in step_names() if prerequisites_of(name) or action_of(name).effects is not None):
             tenant_id = f"iam_fails_{step}"
             self.onboard(tenant_id)
             self.deliver(failing=frozenset({self.topics.step(step)}))
@@ -285,7 +288,7 @@ class Exercise:
             assert retried["retried_steps"] == [step], retried
             self.deliver()
             assert self.status(tenant_id) == "ACTIVE", step
-        stale = next(message for message in self.delivered if message[2].get("event_id", "").startswith("iam_fails_quota."))
+        stale = next(message for message in self.delivered if message[2].get("event_id", "").startswith("iam_fails_dataset."))
         self.inject(*stale)  # the first generation's command, after the retry: stale
         self.deliver()
         http("retry_tenant_steps", "POST /api/v1/tenants/iam_main/retry", 409)

@@ -13,6 +13,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from shared.domain.api_keys import KEY_PATTERN
+from shared.tracing import SAMPLED_FIELD, SPAN_FIELD, TRACE_FIELD, current_trace, trace_project
 
 _CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("log_context", default=None)
 _REDACTED = "[REDACTED]"
@@ -36,12 +37,17 @@ def redact(text: str) -> str:
 
 
 class ContextFilter(logging.Filter):
-    """Puts the context fields on each record and scrubs secrets from its message."""
+    """Puts the context fields and the current trace on each record and scrubs secrets from its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in (_CONTEXT.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
+        trace = current_trace()
+        if trace is not None and not hasattr(record, TRACE_FIELD):
+            setattr(record, TRACE_FIELD, trace.resource(trace_project()))
+            setattr(record, SPAN_FIELD, trace.span_id)
+            setattr(record, SAMPLED_FIELD, trace.sampled)
         record.msg = redact(str(record.msg))
         if record.args:
             record.args = tuple(redact(str(arg)) for arg in record.args) if isinstance(record.args, tuple) else record.args

@@ -235,6 +235,9 @@ class GuardedEventBus(EventBus):
     def expire_settled(self, published_before: datetime) -> int:
         return self._guard.call("bus", "expire_settled", lambda: self.inner.expire_settled(published_before))
 
+    def backlog(self) -> dict[str, int] | None:
+        return self.inner.backlog()
+
     def close(self) -> None:
         self.inner.close()
 

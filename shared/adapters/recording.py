@@ -215,6 +215,10 @@ class RecordingEventBus(EventBus):
         self._recorder.note(EventBus, "expire_settled", published_before)
         return self.inner.expire_settled(published_before)
 
+    def backlog(self) -> dict[str, int] | None:
+        self._recorder.note(EventBus, "backlog")
+        return self.inner.backlog()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -23,6 +23,7 @@ BIGQUERY_RESERVED_NAMES = frozenset({"information_schema"})
 ROUTE_WORDS = frozenset(
     {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run", "results"}
     | {"suspend", "resume", "offboard", "rotate", "revoke"}
+    | {"metrics", "console"}
 )
 # Names a tenant dataset must never take, whichever warehouse serves it.
 RESERVED_DATASET_NAMES = EMBEDDED_RESERVED_NAMES | BIGQUERY_RESERVED_NAMES | ROUTE_WORDS

@@ -70,8 +70,8 @@ STEP_DECLARATIONS: list[StepDeclaration] = [
         topic="onboarding-view",
         prerequisites=("subscription", "quota", "dataset"),
         summary="the tenant's tenant_comprehensive_view (its own DDL only); the tenant becomes ACTIVE, its analytics copy is appended",
-        # The view lives in the tenant's dataset; the copy rows are appended to the central tables.
-        grants=("bigquery.jobUser", "bigquery.dataEditor", "pubsub.publisher@topic:{lifecycle}"),
+        # The copy rows are appended to the central tables (no job).
+        grants=("bigquery.dataEditor@central", "pubsub.publisher@topic:{lifecycle}"),
     ),
 ]
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from shared.domain.errors import PermanentEventError
 from shared.logging_setup import log_context
 from shared.services import Services
+from shared.tracing import Trace, from_attributes, trace_scope
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -54,13 +55,23 @@ def handle_event(
         payload, attributes = pubsub_message(cloud_event)
         event = model.model_validate_json(payload)
     except (PermanentEventError, ValidationError, ValueError) as error:
-        return _dead_letter(cloud_event, services, dead_letter_topic, f"invalid message: {error}"[:500])
+        with trace_scope(message_trace(cloud_event)):
+            return _dead_letter(cloud_event, services, dead_letter_topic, f"invalid message: {error}"[:500])
     event_id = str(getattr(event, "event_id", cloud_event["id"]))
-    with log_context(tenant_id=getattr(event, "tenant_id", None), event_id=event_id, step=getattr(event, "step", None)):
+    context = log_context(tenant_id=getattr(event, "tenant_id", None), event_id=event_id, step=getattr(event, "step", None))
+    with trace_scope(from_attributes(attributes)), context:
         try:
             return handler(event, services)
         except PermanentEventError as error:
             return _dead_letter(cloud_event, services, dead_letter_topic, str(error), payload=payload, attributes=attributes)
+
+
+def message_trace(cloud_event: CloudEvent) -> Trace | None:
+    """The trace a message carries, when its envelope is readable at all."""
+    try:
+        return from_attributes(pubsub_message(cloud_event)[1])
+    except (PermanentEventError, ValueError):
+        return None
 
 
 def _dead_letter(
@@ -104,5 +115,5 @@ def handle_dead_letter(cloud_event: CloudEvent, handler: DeadLetterHandler, serv
     """
     payload, attributes = pubsub_message(cloud_event)
     reason = attributes.get("dead_letter_reason", "delivery attempts exhausted")
-    with log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
+    with trace_scope(from_attributes(attributes)), log_context(tenant_id=attributes.get("tenant_id"), event_id=attributes.get("event_id")):
         return handler(payload, reason, services, attributes)

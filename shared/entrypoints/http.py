@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,8 +35,10 @@ from shared.domain.errors import (
 from shared.entrypoints.runtime import get_services
 from shared.handlers.queries import tenant_of_key
 from shared.logging_setup import log_context
+from shared.metrics import observe_request
 from shared.ports import BackendError
 from shared.services import Services
+from shared.tracing import from_headers, trace_scope
 
 logger = logging.getLogger(__name__)
 _OPERATOR: ContextVar[str | None] = ContextVar("operator", default=None)
@@ -122,6 +125,7 @@ class Route:
     parameters: tuple[Parameter, ...] = ()
     deadline_seconds: float | None = None  # at the front door; None: API Gateway's default (15 s)
     operation: str | None = None  # the operationId, where a function serves two routes of one method
+    media_type: str = "application/json"  # of the success bodies (errors are always JSON)
 
 
 def error_statuses(route: Route) -> tuple[int, ...]:
@@ -282,27 +286,61 @@ class Router:
         self._map = Map([Rule(path, endpoint=path, strict_slashes=False) for path in self._routes], merge_slashes=False)
 
     def dispatch(self, request: flask.Request) -> flask.Response:
+        """Run the matching view under the request's trace; an error answer is logged with `httpRequest`."""
+        started = time.monotonic()
+        with trace_scope(from_headers(request.headers)):
+            response, route = self._dispatch(request)
+            latency = time.monotonic() - started
+            observe_request(route.function if route is not None else "unrouted", request.method, response.status_code, latency)
+            if response.status_code >= 400:
+                _log_error_answer(request, response, latency)
+        return response
+
+    def _dispatch(self, request: flask.Request) -> tuple[flask.Response, Route | None]:
         """Run the matching view for an allowed caller; every failure becomes a JSON error, never a stack trace."""
         try:
             template, arguments = self._map.bind("localhost").match(request.path, method="GET")
         except (WerkzeugNotFound, WerkzeugMethodNotAllowed):
-            return error_response(RouteNotFound(f"no route {request.path}"))
+            return error_response(RouteNotFound(f"no route {request.path}")), None
         routes = self._routes[str(template)]
         route = routes.get(request.method) or (routes.get("GET") if request.method == "HEAD" else None)
         if route is None:
             allowed = ", ".join(sorted(routes))
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})"), {"Allow": allowed})
+            refusal = MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})")
+            return error_response(refusal, {"Allow": allowed}), None
+        found = route
 
         def call() -> flask.Response:
-            operator = authorize(route, request)
+            operator = authorize(found, request)
             token = _OPERATOR.set(operator)
             try:
                 with log_context(operator=operator):
-                    return route.view(request, **arguments)
+                    return found.view(request, **arguments)
             finally:
                 _OPERATOR.reset(token)
 
-        return guarded(call)
+        return guarded(call), route
+
+
+def _log_error_answer(request: flask.Request, response: flask.Response, latency: float) -> None:
+    """One line per error answer, with Cloud Logging's `httpRequest` (its request log, locally and on Google Cloud).
+
+    Fields as in https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest;
+    the URL is the path and query only (no credential travels in either).
+    """
+    query = request.query_string.decode("latin-1")[:300]
+    http_request = {
+        "requestMethod": request.method,
+        "requestUrl": request.path[:500] + (f"?{query}" if query else ""),
+        "status": response.status_code,
+        "responseSize": str(response.content_length or 0),
+        "userAgent": (request.user_agent.string or "")[:200],
+        "remoteIp": request.remote_addr or "",
+        "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        "latency": f"{latency:.6f}s",
+    }
+    level = logging.ERROR if response.status_code >= 500 else logging.WARNING
+    logger.log(level, "request answered with an error", extra={"httpRequest": http_request})
 
 
 def guarded(call: Callable[[], flask.Response]) -> flask.Response:

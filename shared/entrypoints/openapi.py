@@ -119,9 +119,10 @@ def _security_31(caller: Caller) -> list[dict[str, list[str]]]:
 
 
 def _response(status: int, schema: Mapping[str, Any], route: Route) -> dict[str, Any]:
+    media_type = route.media_type if status < 400 else "application/json"
     response: dict[str, Any] = {
         "description": HTTPStatus(status).phrase,
-        "content": {"application/json": {"schema": dict(schema)}},
+        "content": {media_type: {"schema": dict(schema)}},
     }
     headers: dict[str, Any] = {}
     if status == 401:
@@ -172,6 +173,8 @@ def api_gateway_config(
         }
         if parameters:
             operation["parameters"] = parameters
+        if route.media_type != "application/json":
+            operation["produces"] = [route.media_type]
         if route.request is not None:
             operation["consumes"] = ["application/json"]
             operation["parameters"] = [*parameters, {"name": "body", "in": "body", "required": True, "schema": {"type": "object"}}]

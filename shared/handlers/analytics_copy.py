@@ -9,6 +9,8 @@ as the newest state. `copy_differences` checks that the copy equals Firestore.
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
 
@@ -150,8 +152,16 @@ def append_copy(services: Services, state: TenantState, runs: list[Row] | None =
         tables = {QUOTAS: tables[QUOTAS]}
     if runs:
         tables[PIPELINE_RUNS] = runs
-    for table, rows in tables.items():
-        services.warehouse.append_rows(services.central, table, rows)
+    # One append per table, sent together: each is its own request to its own table
+    # (https://cloud.google.com/bigquery/docs/reference/rest/v2/tabledata/insertAll), so the copy
+    # takes as long as the slowest, not the sum. The context goes along (log fields, attribution).
+    with ThreadPoolExecutor(max_workers=len(tables), thread_name_prefix="copy-append") as pool:
+        sent = [
+            pool.submit(contextvars.copy_context().run, services.warehouse.append_rows, services.central, table, rows)
+            for table, rows in tables.items()
+        ]
+    for append in sent:
+        append.result()
 
 
 def tenant_copy_differences(services: Services, state: TenantState) -> list[str]:

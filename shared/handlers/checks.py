@@ -49,9 +49,19 @@ def gcp_credentials(request: TenantRequest, services: Services) -> Outcome:
     return services.credentials.check()
 
 
+# A passing ping is kept this long per warehouse: on BigQuery SELECT 1 is a query job (about a
+# second) on every dry run, and the dry run reaches the warehouse anyway (tenant_existence looks
+# for the dataset), so an outage still fails it. A failing ping is never kept.
+CONNECTIVITY_TTL_SECONDS = 60.0
+_connectivity_passed: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
+
+
 def bigquery_connectivity(request: TenantRequest, services: Services) -> Outcome:
-    """The warehouse answers SELECT 1."""
-    services.warehouse.ping()
+    """The warehouse answers SELECT 1 (a pass is kept a minute per warehouse)."""
+    kept = _connectivity_passed.get(services.warehouse)
+    if kept is None or time.monotonic() - kept >= CONNECTIVITY_TTL_SECONDS:
+        services.warehouse.ping()
+        _connectivity_passed[services.warehouse] = time.monotonic()
     return True, f"warehouse answered SELECT 1 ({services.settings.backend} backend)"
 
 
@@ -71,7 +81,10 @@ def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
     """No tenant with this id; says whether a dataset of that name is an orphan the force flags would act on."""
     if tenant_id_problem(request.tenant_id, reserved=frozenset({services.central})):
         return False, "not checked: the tenant id is not valid"
-    state = services.documents.get(TENANTS, request.tenant_id)
+    # The id's claim is created with the tenant and deleted with it (one transaction each, in
+    # onboard and purge): no claim, no tenant, and the tenant document need not be read.
+    claim = services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
+    state = services.documents.get(TENANTS, request.tenant_id) if claim is not None else None
     if state is not None and state.get("status") == "OFFBOARDED":
         return False, (
             f"tenant '{request.tenant_id}' was offboarded on {state.get('offboarded_at')}; its data is kept until "
@@ -82,7 +95,6 @@ def tenant_existence(request: TenantRequest, services: Services) -> Outcome:
             f"tenant '{request.tenant_id}' already exists (status {state.get('status')}); "
             "force_recreate_dataset and force_recreate_tables never touch an existing tenant's dataset"
         )
-    claim = services.documents.get(TENANT_IDS, folded_tenant_id(request.tenant_id))
     problem = case_twin_problem(request.tenant_id, (claim or {}).get("tenant_id"))
     if problem is not None:
         return False, problem

@@ -10,6 +10,8 @@ from shared.services import DEAD_LETTERS, Services, iso
 SOURCE_ATTRIBUTES = ("CloudPubSubDeadLetterSourceSubscription", "dead_letter_source")
 ATTEMPT_ATTRIBUTES = ("CloudPubSubDeadLetterSourceDeliveryCount", "dead_letter_attempts")
 _PREVIEW_CHARS = 500
+# The open dead letters counted at most (one bounded read, every reconciler pass and every scrape).
+BACKLOG_CAP = 10_000
 
 
 def _first(attributes: dict[str, str], names: tuple[str, ...]) -> str | None:
@@ -62,3 +64,19 @@ def mark_retried(services: Services, tenant_id: str) -> int:
             services.documents.set(DEAD_LETTERS, document.id, resolved.model_dump())
             marked += 1
     return marked
+
+
+def open_dead_letters(services: Services) -> int:
+    """How many dead letters are OPEN (not yet retried), counted up to BACKLOG_CAP.
+
+    Newest first, as the dead-letter list reads them: the one composite index (status,
+    dead_lettered_at descending) serves both.
+    """
+    count, after = 0, None
+    while count < BACKLOG_CAP:
+        page = services.documents.page(DEAD_LETTERS, "dead_lettered_at", where=("status", "OPEN"), descending=True, limit=500, after=after)
+        count += len(page.items)
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    return min(count, BACKLOG_CAP)

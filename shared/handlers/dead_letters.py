@@ -16,6 +16,7 @@ from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState
 from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
 from shared.handlers.tenant_store import load_tenant, update_tenant
+from shared.metrics import count_onboarding
 from shared.services import DEAD_LETTERS, Services
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,13 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
         event_id=command.event_id,
     )
 
+    newly_failed: list[bool] = []
+
     def fail(state: TenantState) -> TenantState | None:
         step = state.step(command.step)
         if step.status == "DONE" or step.generation != command.generation:
             return None
+        newly_failed[:] = [state.status != "FAILED"]
         return transitions.fail_step(state, command.step, step.error or reason, services.now())
 
     try:
@@ -77,6 +81,8 @@ def handle_step_dead_letter(data: bytes, reason: str, services: Services, attrib
     except PermanentEventError:
         logger.error("dead letter for an unknown tenant", extra={"tenant_id": command.tenant_id, "reason": reason})
         return "unknown_tenant"
+    if any(newly_failed):
+        count_onboarding("failed")
     logger.error(
         "step failed for good",
         extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id, "reason": reason},

@@ -15,11 +15,10 @@ from shared.domain.api_keys import generate_api_key, hash_api_key
 from shared.domain.documents import IdempotencyRecord, LatestValidation, StoredAcceptance
 from shared.domain.errors import DryRunRequired, IdempotencyKeyReused, InvalidRequest, TenantExists
 from shared.domain.identifiers import case_twin_problem, company_name_problem, folded_tenant_id, request_fingerprint
-from shared.domain.steps import root_steps
 from shared.domain.tenant import TenantState, dataset_action_for, initial_steps
-from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE
+from shared.handlers.provisioning import COMPREHENSIVE_VIEW, VALIDATION_TABLE, apply_at_onboarding, published_at_onboarding
 from shared.handlers.step_commands import relay, stage_steps, status_url
-from shared.ports import BackendError, Transaction
+from shared.ports import BackendError, Document, Transaction
 from shared.services import API_KEYS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, TENANT_IDS, TENANTS, Services, iso
 
 logger = logging.getLogger(__name__)
@@ -118,9 +117,13 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         raise
     # An existing tenant, a case twin or a concurrent request with the same key are all found
     # by the transaction below, which reads those documents anyway: no separate trip first.
-    # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan.
+    # Decided once, here: the tenant does not exist, so a dataset of its name is an orphan. Only
+    # the force flags act on an orphan; without them the step creates the dataset if absent and
+    # reuses it otherwise (its `dataset_created` fact says which), so no look is needed first.
     dataset_action = dataset_action_for(
-        services.warehouse.dataset_exists(request.tenant_id), request.force_recreate_dataset, request.force_recreate_tables
+        (request.force_recreate_dataset or request.force_recreate_tables) and services.warehouse.dataset_exists(request.tenant_id),
+        request.force_recreate_dataset,
+        request.force_recreate_tables,
     )
     api_key = generate_api_key(request.tenant_id)
     key_hash = hash_api_key(api_key)
@@ -134,20 +137,25 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         status_url=status_url(request.tenant_id),
         message="Tenant accepted; provisioning has started",
     )
-    state = TenantState(
-        tenant_id=request.tenant_id,
-        company_name=request.company_name,
-        admin_email=request.admin_email,
-        subscription_plan=request.subscription_plan,
-        status="PROVISIONING",
-        steps=initial_steps(),
-        api_key_hash=key_hash,
-        request_fingerprint=fingerprint,
-        created_at=now,
-        updated_at=now,
-        force_recreate_dataset=request.force_recreate_dataset,
-        force_recreate_tables=request.force_recreate_tables,
-        dataset_action=dataset_action,
+    # The steps that only record something in the state document are done in the transaction
+    # that creates it; the others are staged in it and published after the commit.
+    state = apply_at_onboarding(
+        TenantState(
+            tenant_id=request.tenant_id,
+            company_name=request.company_name,
+            admin_email=request.admin_email,
+            subscription_plan=request.subscription_plan,
+            status="PROVISIONING",
+            steps=initial_steps(),
+            api_key_hash=key_hash,
+            request_fingerprint=fingerprint,
+            created_at=now,
+            updated_at=now,
+            force_recreate_dataset=request.force_recreate_dataset,
+            force_recreate_tables=request.force_recreate_tables,
+            dataset_action=dataset_action,
+        ),
+        services,
     )
     key_doc = {
         "tenant_id": request.tenant_id,
@@ -157,7 +165,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
         "created_at": now,
     }
 
-    staged: list[str] = []
+    staged: dict[str, Document] = {}
 
     def create(txn: Transaction) -> dict[str, Any] | None:
         staged.clear()
@@ -195,7 +203,7 @@ def onboard(request: OnboardRequest, idempotency_key: str | None, services: Serv
                 expire_at=replay_until,
             )
             txn.set(IDEMPOTENCY_KEYS, idempotency_id, record.model_dump())  # over an expired record of the same key, if any
-        staged.extend(stage_steps(txn, services, state, root_steps()))
+        staged.update(stage_steps(txn, services, state, published_at_onboarding()))
         return None
 
     concurrent_record = services.documents.run_transaction(create)

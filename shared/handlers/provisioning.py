@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.events import StepRequested
 from shared import sql
+from shared.domain import steps as step_graph
 from shared.domain import tenant as transitions
 from shared.domain.steps import declaration
 from shared.domain.tenant import TenantState, step_is_current
@@ -59,6 +62,45 @@ def action_of(name: str) -> StepAction:
     return STEP_ACTIONS[name]
 
 
+def applied_at_onboarding() -> tuple[str, ...]:
+    """The steps onboarding's own commit completes: record-only, with every prerequisite among them.
+
+    A step without effects is a pure change of the state document; sent through its topic it
+    would cost a publish, a delivery and a transaction of its own on the tenant's document,
+    which Firestore allows about once a second (https://cloud.google.com/firestore/quotas#writes_and_transactions).
+    So the transaction that creates the document applies it instead, begun and DONE in the
+    same commit, one attempt, as its function would have left it. Never the whole graph: going
+    live belongs to a step handler, which appends the analytics copy before its commit.
+    """
+    applied: list[str] = []
+    for step in step_graph.steps():  # declaration order: prerequisites first
+        action = STEP_ACTIONS.get(step.name)
+        if action is not None and action.effects is None and all(name in applied for name in step.prerequisites):
+            applied.append(step.name)
+    if len(applied) == len(step_graph.steps()):
+        applied.pop()
+    return tuple(applied)
+
+
+def published_at_onboarding() -> tuple[str, ...]:
+    """The steps onboarding publishes: the others whose prerequisites are all applied by its commit."""
+    applied = applied_at_onboarding()
+    return tuple(
+        step.name for step in step_graph.steps() if step.name not in applied and all(name in applied for name in step.prerequisites)
+    )
+
+
+def apply_at_onboarding(state: TenantState, services: Services) -> TenantState:
+    """`state` (a tenant just created) with the steps `applied_at_onboarding` done: their records applied, what they release PENDING."""
+    now = services.now()
+    for name in applied_at_onboarding():
+        state, _ = transitions.complete_step(transitions.begin_attempt(state, name, now), name, now)
+        record = STEP_ACTIONS[name].record
+        if record is not None:
+            state = record(state, services)
+    return state
+
+
 def record_subscription(state: TenantState, services: Services) -> TenantState:
     """The subscription starts: plan and limits are the state document's plan (checked against the catalog)."""
     plan_of(state, services)
@@ -84,17 +126,54 @@ def provision_dataset(state: TenantState, command: StepRequested, services: Serv
     if state.dataset_action in ("recreate_orphan", "recreate_orphan_tables") and not state.orphan_cleared:
         _clear_orphan(state, command, services)
     created = warehouse.create_dataset(tenant_id)
+    # The view needs only the dataset (BigQuery resolves a view's tables when it is queried), so
+    # its DDL job runs beside the table's jobs instead of after them: BigQuery runs a project's
+    # jobs concurrently (https://cloud.google.com/bigquery/quotas#query_jobs).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="view-ddl") as pool:
+        # The context goes along: log fields, and whose call it is where calls are attributed.
+        view = pool.submit(contextvars.copy_context().run, _create_view, state, services)
+        _validation_table(state, state.steps[command.step].started_at, created, services)
+        view.result()
+    recreated = state.dataset_action == "recreate_orphan"
+    return {"dataset_created": created or recreated or state.dataset_created}
+
+
+def _validation_table(state: TenantState, first_started: str | None, dataset_created_now: bool, services: Services) -> None:
+    """The validation table (its schema exactly as declared) with its row written once and read back.
+
+    The row goes in with one streaming append (tabledata.insertAll, no job: tens of ms against
+    a MERGE job's seconds) only when this very call created the dataset: the table in it was
+    then created empty just now, so no earlier attempt can have written the row. Any other
+    attempt (a redelivery, a reused or half-cleared orphan) writes it with the MERGE, which
+    inserts it only if absent however often it runs. The appended row is the same however often
+    it is sent (its time is the step's first start), so a retried append carries the same
+    insertId and BigQuery drops the repeat, best effort
+    (https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery#dataconsistency).
+    Streamed rows are readable at once, so the read back follows either way. Only a duplicate
+    delivery running beside the first (its MERGE before the first's append) can leave two rows;
+    whichever of them wrote last sees both and deletes the later one.
+    """
+    warehouse, tenant_id = services.warehouse, state.tenant_id
     for statement in sql.statements(sql.render("tenant_tables", dataset=tenant_id)):
         warehouse.execute(statement)
     row_id = f"{tenant_id}_onboarding_validation"
-    warehouse.execute(
-        sql.render("upsert_validation_row", dataset=tenant_id),
-        {"id": row_id, "test_message": f"onboarding validation for {tenant_id}"},
-    )
-    if not warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id}):
+    message = f"onboarding validation for {tenant_id}"
+    if dataset_created_now:
+        row = {"id": row_id, "test_message": message, "created_at": datetime.fromisoformat(first_started or services.now())}
+        warehouse.append_rows(tenant_id, VALIDATION_TABLE, [row])
+    else:
+        warehouse.execute(sql.render("upsert_validation_row", dataset=tenant_id), {"id": row_id, "test_message": message})
+    rows = warehouse.query(sql.render("read_validation_row", dataset=tenant_id), {"id": row_id})
+    if not rows:
         raise RuntimeError("validation row written but not read back")
-    recreated = state.dataset_action == "recreate_orphan"
-    return {"dataset_created": created or recreated or state.dataset_created}
+    if len(rows) > 1:
+        warehouse.execute(sql.render("dedupe_validation_row", dataset=tenant_id), {"id": row_id})
+
+
+def _create_view(state: TenantState, services: Services) -> None:
+    """The tenant's comprehensive view: its own DDL, nothing else (the copy rows follow activation)."""
+    tenant_id = state.tenant_id
+    services.warehouse.execute(sql.render("create_comprehensive_view", central=services.central, dataset=tenant_id, tenant_id=tenant_id))
 
 
 class OrphanBusy(BackendUnavailable):
@@ -134,13 +213,6 @@ def _clear_orphan(state: TenantState, command: StepRequested, services: Services
     logger.warning("orphan dataset cleared as decided at onboarding", extra={"tenant_id": tenant_id, "action": state.dataset_action})
 
 
-def provision_view(state: TenantState, command: StepRequested, services: Services) -> dict[str, Any]:
-    """The tenant's comprehensive view: its own DDL, nothing else (the copy rows follow activation)."""
-    tenant_id = state.tenant_id
-    services.warehouse.execute(sql.render("create_comprehensive_view", central=services.central, dataset=tenant_id, tenant_id=tenant_id))
-    return {}
-
-
 def record_validation_run(state: TenantState, services: Services) -> TenantState:
     """The onboarding validation counts as today's first run, once (the step completes once); the platform's, not charged."""
     return transitions.record_run(state, "SUCCEEDED", services.clock().date(), platform=True)
@@ -149,4 +221,4 @@ def record_validation_run(state: TenantState, services: Services) -> TenantState
 step_action("subscription", record=record_subscription)
 step_action("quota", record=record_quota)
 step_action("dataset", effects=provision_dataset)
-step_action("view", effects=provision_view, record=record_validation_run)
+step_action("view", record=record_validation_run)

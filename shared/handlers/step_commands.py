@@ -11,15 +11,16 @@ event id, which the step handler deduplicates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from schemas.base import Contract
 from schemas.events import PipelineRunRequested, StepRequested
 from shared.domain.tenant import TenantState
 from shared.handlers.publishing import publish_event
-from shared.ports import BackendError, Transaction
+from shared.ports import BackendError, Document, Transaction
 from shared.services import OUTBOX, Services, iso
+from shared.tracing import TRACE_ATTRIBUTE, current_trace, parse_traceparent, trace_scope
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +58,23 @@ def step_command(services: Services, state: TenantState, step: str) -> StepReque
     )
 
 
-def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> list[str]:
-    """Write the commands for `steps` into the outbox inside `txn`; returns their entry ids."""
-    staged: list[str] = []
+def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> dict[str, Document]:
+    """Write the commands for `steps` into the outbox inside `txn`; returns the entries by id (for `relay`)."""
+    staged: dict[str, Document] = {}
+    trace = current_trace()
     for step in steps:
         command = step_command(services, state, step)
-        txn.set(
-            OUTBOX,
-            command.event_id,
-            {
-                "topic": services.settings.topics.step(step),
-                "command": command.model_dump_json(),
-                "tenant_id": state.tenant_id,
-                "created_at": command.occurred_at,
-            },
-        )
-        staged.append(command.event_id)
+        entry: Document = {
+            "topic": services.settings.topics.step(step),
+            "command": command.model_dump_json(),
+            "tenant_id": state.tenant_id,
+            "created_at": command.occurred_at,
+        }
+        if trace is not None:
+            # The relay may publish it later, from another request or process: the cause's trace goes along.
+            entry[TRACE_ATTRIBUTE] = trace.traceparent()
+        txn.set(OUTBOX, command.event_id, entry)
+        staged[command.event_id] = entry
     return staged
 
 
@@ -92,15 +94,19 @@ def stage_event(txn: Transaction, services: Services, topic: str, event: Contrac
     return event_id
 
 
-def relay(services: Services, entry_ids: Iterable[str], *, strict: bool = False) -> int:
+def relay(services: Services, entry_ids: Iterable[str] | Mapping[str, Document], *, strict: bool = False) -> int:
     """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out.
 
     `strict` raises the first failure instead (the rest stay in the outbox too): for a caller
     whose message is redelivered when it fails, so the redelivery publishes them at once.
+    Entries given with their content (what `stage_steps` returned to the transaction that just
+    committed them) are not read back first: should another relay have sent one meanwhile, it
+    goes out twice under the same event id, and the step handler drops the second.
     """
+    known: Mapping[str, Document] = entry_ids if isinstance(entry_ids, Mapping) else {}
     sent = 0
     for entry_id in entry_ids:
-        entry = services.documents.get(OUTBOX, entry_id)
+        entry = known[entry_id] if entry_id in known else services.documents.get(OUTBOX, entry_id)
         if entry is None:
             continue  # another relay published it
         try:
@@ -134,4 +140,5 @@ _OUTBOX_EVENTS: dict[str, type[StepRequested] | type[PipelineRunRequested]] = {
 
 def _publish(services: Services, entry: dict[str, object]) -> None:
     command = _OUTBOX_EVENTS[str(entry.get("event_type", "StepRequested"))].model_validate_json(str(entry["command"]))
-    publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)
+    with trace_scope(parse_traceparent(str(entry.get(TRACE_ATTRIBUTE) or ""))):
+        publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)

@@ -4,8 +4,9 @@ A step with effects (BigQuery DDL) visits the state document twice: one transact
 dedupes and counts the attempt, one that completes the step, records its facts, releases the
 steps waiting on it (their commands staged in the outbox, published after the commit) and
 writes the processed marker. A step that only records something in the state document does
-all of that in a single transaction. A completion that is followed by publishes (released
-steps, going live) marks its marker finished once they are done.
+all of that in a single transaction. A completion that makes the tenant ACTIVE marks its
+marker finished once going live is done; released steps wait in the outbox until relayed,
+by the completing delivery, a redelivery of it, or the reconciler.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from shared.handlers.lifecycle import publish_activation
 from shared.handlers.provisioning import StepAction, action_of
 from shared.handlers.step_commands import publish_step, relay, stage_steps, step_event_id
 from shared.handlers.tenant_store import load_tenant, update_tenant
-from shared.ports import EXPIRE_AT, Transaction
+from shared.metrics import count_onboarding
+from shared.ports import EXPIRE_AT, Document, Transaction
 from shared.services import PROCESSED_EVENTS, TENANTS, Services, iso
 
 __all__ = ["go_live", "handle_step", "load_tenant", "update_tenant"]
@@ -37,11 +39,13 @@ def handle_step(command: StepRequested, services: Services) -> str:
     """Run one provisioning step at least once in effect; returns what happened, for logs and tests."""
     action = action_of(command.step)
     if action.effects is None:
-        return _complete(command, services, action, {}, begin=True)
+        return _complete(command, services, action, {}, begin=True, copied=_copy_if_going_live(command, services, action))
     verdict, began = services.documents.run_transaction(lambda txn: _begin(txn, command, services))
     if verdict != "run":
         if verdict == "already_done":
             _heal(services, began, command)
+        elif verdict == "duplicate":
+            _relay_released(services, began, command)
         return verdict
 
     def current(change: Callable[[TenantState], TenantState]) -> Callable[[TenantState], TenantState | None]:
@@ -60,6 +64,29 @@ def handle_step(command: StepRequested, services: Services) -> str:
         update_tenant(services, command.tenant_id, current(lambda s: transitions.record_failure(s, command.step, reason, services.now())))
         raise
     return _complete(command, services, action, facts, begin=False)
+
+
+def _copy_if_going_live(command: StepRequested, services: Services, action: StepAction) -> bool:
+    """A record-only step that completes the graph: the copy goes in before the commit that makes the tenant ACTIVE.
+
+    Only a step nothing waits on can be the last, so only such a step reads the state document
+    first (one read, no transaction); what it predicts is what its transaction will commit
+    unless something else changed the tenant meanwhile, and a copy row of an earlier revision
+    is replaced by the next append, as after a step with effects. Returns whether it appended.
+    """
+    if step_graph.dependents_of(command.step):
+        return False
+    raw = services.documents.get(TENANTS, command.tenant_id)
+    if raw is None:
+        return False
+    state = TenantState.model_validate(raw)
+    if not transitions.step_is_current(state, command.step, command.generation) or not state.prerequisites_done(command.step):
+        return False
+    predicted, _ = _completed(transitions.begin_attempt(state, command.step, services.now()), command, action, {}, services)
+    if predicted.status != "ACTIVE":
+        return False
+    _append_go_live_copy(services, predicted)
+    return True
 
 
 def _completed(
@@ -115,38 +142,46 @@ def _begin(txn: Transaction, command: StepRequested, services: Services) -> tupl
     return "run", began
 
 
-def _complete(command: StepRequested, services: Services, action: StepAction, facts: dict[str, Any], *, begin: bool) -> str:
-    def complete(txn: Transaction) -> tuple[str, TenantState, list[str]]:
+def _complete(
+    command: StepRequested, services: Services, action: StepAction, facts: dict[str, Any], *, begin: bool, copied: bool = True
+) -> str:
+    def complete(txn: Transaction) -> tuple[str, TenantState, dict[str, Document]]:
         state = _read(txn, command.tenant_id)
         if begin:
             verdict = _triage(txn, state, command)
             if verdict in ("stale", "given_up"):
                 txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, verdict, services))
             if verdict != "run":
-                return verdict, state, []
+                return verdict, state, {}
             state = transitions.begin_attempt(state, command.step, services.now())
         elif not transitions.step_is_current(state, command.step, command.generation):
-            return "superseded", state, []  # done, given up or retried meanwhile
+            return "superseded", state, {}  # done, given up or retried meanwhile
         updated, released = _completed(state, command, action, facts, services)
         txn.set(TENANTS, command.tenant_id, updated.model_dump())
         # The released steps' commands are staged in the outbox with the state change: a crash
         # after the commit cannot lose them (the relay publishes what is left there).
         staged = stage_steps(txn, services, updated, released)
-        follow_up = bool(staged) or updated.status == "ACTIVE"
+        # What the completion releases waits in the outbox until relayed: a redelivery finds it
+        # there (`_relay_released`), and so does the reconciler. Only going live leaves no such
+        # trace, so only it leaves the marker unfinished until done.
+        follow_up = updated.status == "ACTIVE"
         txn.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services, effects_done=not follow_up))
         return "done", updated, staged
 
     outcome, state, staged = services.documents.run_transaction(complete)
     if outcome == "already_done":
         _heal(services, state, command)
+    elif outcome == "duplicate":
+        _relay_released(services, state, command)
     if outcome != "done":
         return outcome
     # A publish that fails leaves its command in the outbox and the marker unfinished: the
     # message is redelivered and the redelivery relays it (or the relay does, whichever is first).
     relay(services, staged, strict=True)
     if state.status == "ACTIVE":
-        go_live(services, state, copied=action.effects is not None)
-    if staged or state.status == "ACTIVE":
+        count_onboarding("active")  # once: only the commit that made the tenant ACTIVE gets here
+        go_live(services, state, copied=copied)
+    if state.status == "ACTIVE":
         services.documents.set(PROCESSED_EVENTS, command.event_id, _marker(command, "done", services))
     logger.info("step done", extra={"tenant_id": command.tenant_id, "step": command.step, "event_id": command.event_id})
     return "done"
@@ -170,6 +205,16 @@ def _append_go_live_copy(services: Services, state: TenantState) -> None:
         recorded_at=services.clock(),
     )
     append_copy(services, state, runs=[validation])
+
+
+def _relay_released(services: Services, state: TenantState, command: StepRequested) -> None:
+    """A duplicate of a completed step: what it released and nobody ran yet may still be in the outbox (a crash after the commit)."""
+    waiting = [
+        step_event_id(state, name, state.steps[name].generation)
+        for name in step_graph.dependents_of(command.step)
+        if state.steps[name].status == "PENDING" and state.steps[name].attempts == 0
+    ]
+    relay(services, waiting, strict=True)
 
 
 def _heal(services: Services, state: TenantState, command: StepRequested) -> None:

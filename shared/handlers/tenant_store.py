@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from shared.domain.errors import PermanentEventError
 from shared.domain.tenant import TenantState
 from shared.handlers.step_commands import relay, stage_steps
-from shared.ports import Transaction
+from shared.ports import Document, Transaction
 from shared.services import TENANTS, Services
 
 
@@ -22,7 +22,7 @@ def update_tenant(
     `publish` names the steps whose commands the new state calls for: they are staged in the
     outbox in the same transaction, and published once it commits.
     """
-    staged: list[str] = []
+    staged: dict[str, Document] = {}
 
     def apply(txn: Transaction) -> TenantState | None:
         staged.clear()
@@ -34,7 +34,7 @@ def update_tenant(
         if updated is not None:
             txn.set(TENANTS, tenant_id, updated.model_dump())
             if publish is not None:
-                staged.extend(stage_steps(txn, services, updated, publish(updated)))
+                staged.update(stage_steps(txn, services, updated, publish(updated)))
         return updated
 
     updated = services.documents.run_transaction(apply)

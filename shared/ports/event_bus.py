@@ -35,5 +35,16 @@ class EventBus(ABC):
         """
         return 0
 
+    @requires(PUBSUB_IAM, nothing)  # read from Cloud Monitoring, not through the bus
+    def backlog(self) -> dict[str, int] | None:
+        """Messages not yet acknowledged or dead-lettered, per subscription; None where the bus cannot say.
+
+        Pub/Sub reports it per subscription as the Cloud Monitoring metric
+        `pubsub.googleapis.com/subscription/num_undelivered_messages`
+        (https://cloud.google.com/pubsub/docs/monitoring#monitor_the_backlog), which is what
+        stands in on Google Cloud; the embedded bus overrides this.
+        """
+        return None
+
     def close(self) -> None:
         """Flush and release resources (optional)."""

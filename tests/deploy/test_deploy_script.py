@@ -29,6 +29,7 @@ from scripts.api_config import gateway_config
 from scripts.stage_source import runtime_requirements
 from shared.bootstrap import load_settings
 from shared.handlers.dead_letters import dead_letter_topic
+from shared.handlers.provisioning import applied_at_onboarding
 from shared.handlers.sweep import EXPIRING_COLLECTIONS
 from shared.ports import EXPIRE_AT
 
@@ -244,8 +245,9 @@ def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None
     job = jobs[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'reconcile_steps')}"]
     minute, *every_hour = str(_flag(job, "schedule")).split()
     assert minute.startswith("*/") and every_hour == ["*", "*", "*", "*"]
+    # Steps onboarding's own commit completes (subscription, quota) are never published, so never republished.
     assert _grants(dry_run, "reconcile_steps") == {"datastore.user@project", f"pubsub.publisher@{load_settings().topics.pipeline_runs}"} | {
-        f"pubsub.publisher@{load_settings().topics.step(step)}" for step in STEPS
+        f"pubsub.publisher@{load_settings().topics.step(step)}" for step in STEPS if step not in applied_at_onboarding()
     }
 
 
@@ -330,8 +332,8 @@ def test_every_create_is_preceded_by_its_describe(dry_run: DryRun) -> None:
     for index in creates:
         command, previous = dry_run.commands[index], dry_run.commands[index - 1]
         verb = command.index("create")
-        # A composite index has a server-assigned id: its existence check is the list of its collection group.
-        check = "list" if command[1:4] == ["firestore", "indexes", "composite"] else "describe"
+        # A composite index and an alert policy have server-assigned ids: their existence check is a list.
+        check = "list" if command[1:4] in (["firestore", "indexes", "composite"], ["alpha", "monitoring", "policies"]) else "describe"
         assert previous[:verb] == command[:verb] and previous[verb] == check, (previous, command)
 
 
@@ -376,6 +378,7 @@ case "$*" in
   *"--format=value(transport.pubsub.subscription)"*) echo "$4" | sed 's/eventarc-trigger-of/eventarc-subscription-of/' ;;
   *" describe "*) [ "$FAKE_EXISTING" = 1 ] || exit 1 ;;
   *"indexes composite list"*) [ "$FAKE_EXISTING" = 1 ] && echo "<an-index-of-$5>" ;;
+  *"alpha monitoring policies list"*) [ "$FAKE_EXISTING" = 1 ] && echo "projects/demo-project/alertPolicies/1234" ;;
 esac
 exit 0
 """
@@ -442,12 +445,15 @@ def test_a_real_run_on_an_empty_project_makes_exactly_the_planned_calls(dry_run:
 def test_a_second_run_creates_nothing_and_converges_the_rest(dry_run: DryRun, tmp_path: Path) -> None:
     calls, _ = _real_run(tmp_path, existing=True)
     assert not [call for call in calls if "create" in call[:5]]
-    describes = [call for call in calls if "describe" in call[:5] or call[1:5] == ["firestore", "indexes", "composite", "list"]]
+    listed = (["firestore", "indexes", "composite", "list"], ["alpha", "monitoring", "policies", "list"])
+    describes = [call for call in calls if "describe" in call[:5] or call[1:5] in listed]
     planned_creates = [command for command in dry_run.commands if command[0] == "gcloud" and "create" in command[:5]]
     # the project number; trigger and subscription of each step, billing_event and pipeline_run_result; the gateway's hostname
     lookups = 1 + 2 * (len(STEPS) + 2) + 1
     assert len(describes) == len(planned_creates) + lookups
     assert len(_deploys(DryRun("", calls, ""))) == len(_deploys(dry_run))
+    (updated,) = [call for call in calls if call[1:5] == ["alpha", "monitoring", "policies", "update"]]
+    assert updated[5] == "projects/demo-project/alertPolicies/1234"
 
 
 @pytest.mark.parametrize(
@@ -592,12 +598,14 @@ def test_every_printed_cloud_command_gets_past_argument_parsing(
     planned = [command for command in dry_run.commands if command[0] in CLOUD_CLIS]
     assert {command[0] for command in planned} == {"gcloud"}
     second_run, _ = _real_run(tmp_path, existing=True)
-    updates = [call for call in second_run if "update" in call[:4] and _without_clock(call) not in map(_without_clock, planned)]
+    updates = [call for call in second_run if "update" in call[:5] and _without_clock(call) not in map(_without_clock, planned)]
     assert {tuple(call[1:3]) for call in updates} == {
         ("iam", "roles"),
         ("scheduler", "jobs"),
         ("api-gateway", "gateways"),
         ("pubsub", "topics"),
+        ("logging", "metrics"),
+        ("alpha", "monitoring"),
     }
     planned += updates
     commands = _one_per_binding_shape(planned)
@@ -650,3 +658,24 @@ def test_an_executor_may_pull_admitted_runs_and_publish_reports_and_nothing_else
     deploys = _deploys(dry_run)
     assert _flag(deploys["pipeline_run_result"], "trigger-topic") == topics.pipeline_run_results
     assert _flag(deploys["pipeline_result_dead_letter"], "trigger-topic") == dead_letter_topic(topics.pipeline_run_results)
+
+
+def test_log_based_metrics_and_the_dead_letter_alert_are_created_from_generated_files(dry_run: DryRun) -> None:
+    from scripts.observability_config import ALERT_DISPLAY_NAME, BACKLOG_METRIC, alert_policy, log_metrics
+
+    created = {command[4]: command for command in dry_run.commands if command[:4] == ["gcloud", "logging", "metrics", "create"]}
+    assert set(created) == set(log_metrics()) and BACKLOG_METRIC in created
+    for name, command in created.items():
+        config = ROOT / _flag(command, "config-from-file")  # type: ignore[operator]
+        assert json.loads(config.read_text()) == log_metrics()[name]
+        assert _flag(command, "project") == PROJECT
+    described = [command for command in dry_run.commands if command[:4] == ["gcloud", "logging", "metrics", "describe"]]
+    assert len(described) == len(created)  # describe before create: a second deploy updates
+    listed = next(command for command in dry_run.commands if command[:5] == ["gcloud", "alpha", "monitoring", "policies", "list"])
+    assert _flag(listed, "filter") == f'displayName="{ALERT_DISPLAY_NAME}"'
+    (policy_command,) = [command for command in dry_run.commands if command[:5] == ["gcloud", "alpha", "monitoring", "policies", "create"]]
+    policy = json.loads((ROOT / _flag(policy_command, "policy-from-file")).read_text())  # type: ignore[operator]
+    assert policy == alert_policy() and policy["displayName"] == ALERT_DISPLAY_NAME
+    assert f"logging.googleapis.com/user/{BACKLOG_METRIC}" in policy["conditions"][0]["conditionThreshold"]["filter"]
+    enabled = next(command for command in dry_run.commands if command[:3] == ["gcloud", "services", "enable"])
+    assert {"logging.googleapis.com", "monitoring.googleapis.com"} <= set(enabled)

@@ -10,6 +10,8 @@ import requests
 
 from scripts.emulate import MAX_DELIVERY_ATTEMPTS, Topology
 from scripts.emulators import Emulators, missing_prerequisites
+from shared.domain.steps import step_names
+from shared.handlers.provisioning import applied_at_onboarding
 from tests.e2e.test_seed_session import run_seed_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
@@ -67,9 +69,10 @@ def test_seed_session_on_the_emulated_topology(topology: Topology) -> None:
     api_key = run_seed_session(topology.url, _operator(topology), request_timeout=60, tenant_key_on_operator_route=401)
     logs = _function_logs(topology)
     assert api_key not in logs and topology.operator_token not in logs
-    # Each step ran in its own function process, reached by a Pub/Sub push.
-    for step_function in ("step_subscription", "step_quota", "step_dataset", "step_view"):
-        assert (topology.log_dir / f"{step_function}.log").stat().st_size > 0, step_function
+    # Each published step ran in its own function process, reached by a Pub/Sub push (the
+    # record-only ones, subscription and quota, are done by the onboarding's own commit).
+    for step in (name for name in step_names() if name not in applied_at_onboarding()):
+        assert (topology.log_dir / f"step_{step}.log").stat().st_size > 0, step
 
 
 def test_unknown_route_on_the_front_is_a_json_404(topology: Topology) -> None:
@@ -145,3 +148,35 @@ def test_a_step_that_keeps_failing_is_dead_lettered_by_pubsub(topology: Topology
     assert steps["view"]["status"] == "FAILED"
     view_log = (topology.log_dir / "step_view.log").read_text()
     assert view_log.count("RuntimeError: view step delivered before its prerequisites were done") >= MAX_DELIVERY_ATTEMPTS
+
+
+def test_one_onboardings_lines_in_every_step_function_carry_the_trace_of_its_request(topology: Topology) -> None:
+    """Through the front, Pub/Sub push and one process per function: the trace travels in message attributes."""
+    import json
+    import time
+
+    trace_id = "5ad2c8f3e1b04c7f9a6d0b1e2f3a4b5c"
+    body = {"tenant_id": "traced_tenant", "company_name": "T", "admin_email": "t@example.com", "subscription_plan": "STARTER"}
+    operator = _operator(topology)
+    assert operator.post(f"{topology.url}/api/v1/tenants/dryrun", json=body, timeout=60).json()["ready_for_onboarding"]
+    created = operator.post(
+        f"{topology.url}/api/v1/tenants/onboard?wait=60",
+        json=body,
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        timeout=120,
+    )
+    assert created.status_code == 201, created.text
+
+    def done_lines(step_function: str) -> list[dict[str, str]]:
+        text = (topology.log_dir / f"{step_function}.log").read_text(errors="replace")
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("message") == "step done" and line.get("tenant_id") == "traced_tenant"]
+
+    expected = f"projects/{topology.env['GOOGLE_CLOUD_PROJECT']}/traces/{trace_id}"
+    for step_function in ("step_subscription", "step_quota", "step_dataset", "step_view"):
+        deadline = time.monotonic() + 30  # the view's line follows the commit the wait saw ACTIVE in
+        while not done_lines(step_function) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done = done_lines(step_function)
+        assert done, step_function
+        assert {line["logging.googleapis.com/trace"] for line in done} == {expected}

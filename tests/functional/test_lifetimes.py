@@ -61,10 +61,10 @@ def test_finding8_the_sweep_deletes_each_kind_of_record_after_its_lifetime_only(
 
     # Every record that should not live for ever says until when.
     validations, markers = _count(services, VALIDATIONS), _count(services, PROCESSED_EVENTS)
-    assert validations == _validations(services) == 4 and markers >= 4
+    assert validations == _validations(services) == 4 and markers >= 2
     assert _count(services, DEAD_LETTERS) == 1, "only the resolved dead letter expires; an open one waits for an operator"
     messages = _messages(services)
-    assert messages >= 8
+    assert messages >= 6
 
     # Nothing is young enough to go yet.
     assert sweep_expired(services).total == 0

@@ -58,9 +58,12 @@ class Conformance:
         operation = item[method.lower()]
         assert str(status) in operation["responses"], f"{method} {path} answered {status}, not in {sorted(operation['responses'])}"
         described = operation["responses"][str(status)]
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": self.document["components"]}
-        schema |= described["content"]["application/json"]["schema"]
-        jsonschema.Draft202012Validator(schema).validate(response.get_json())
+        (media_type,) = described["content"]
+        assert response.mimetype == media_type, f"{method} {path} answered {response.mimetype}, documented {media_type}"
+        if media_type == "application/json":
+            schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": self.document["components"]}
+            schema |= described["content"]["application/json"]["schema"]
+            jsonschema.Draft202012Validator(schema).validate(response.get_json())
         for header in described.get("headers", {}):
             assert header in response.headers, f"{method} {path} {status} lacks the documented {header}"
         self.seen[f"{method} {template}"].add(status)
@@ -203,6 +206,12 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     c.check("POST", f"{api}/customer_123/offboard", client.post(f"{api}/customer_123/offboard", json={"reason": "test"}))
     # purge
     c.check("POST", f"{api}/purge-expired", client.post(f"{api}/purge-expired"))
+    # metrics: 200 (Prometheus text), 401; the console and its assets: 200
+    c.check("GET", "/metrics", client.get("/metrics"))
+    c.check("GET", "/metrics", anonymous.get("/metrics"))
+    c.check("GET", "/console", anonymous.get("/console"))
+    c.check("GET", "/console/console.js", anonymous.get("/console/console.js"))
+    c.check("GET", "/console/console.css", anonymous.get("/console/console.css"))
 
     assert {f"{route.method} {openapi_path(route.path)}" for route in ROUTES} <= set(c.seen)
     statuses = set().union(*c.seen.values())

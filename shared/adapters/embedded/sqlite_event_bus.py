@@ -472,6 +472,15 @@ class SqliteEventBus(EventBus):
         )
         return int(row["n"])
 
+    def backlog(self) -> dict[str, int]:
+        """Deliveries still PENDING per subscription (every subscription, zero included)."""
+        with backend_errors():
+            conn = self._db.connection()
+            depths = {str(row["name"]): 0 for row in conn.execute("SELECT name FROM subscriptions").fetchall()}
+            for row in conn.execute("SELECT subscription, COUNT(*) AS n FROM deliveries WHERE status=? GROUP BY subscription", (PENDING,)):
+                depths[str(row["subscription"])] = int(row["n"])
+        return depths
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until no handled delivery is pending; False on timeout."""
         deadline = time.monotonic() + timeout

@@ -23,6 +23,8 @@ Options:
   --billing-publisher MEMBER may publish billing messages on the billing-events topic and nothing else
                              (roles/pubsub.publisher on that topic only), e.g.
                              serviceAccount:invoicing@billing-project.iam.gserviceaccount.com (repeatable)
+  --executor MEMBER          a pipeline executor: pulls admitted runs from the pipeline-runs-executor subscription
+                             and publishes its reports on pipeline-run-results, nothing else (repeatable)
   --dry-run                  print every command, one per line after "+ ", and run none
   -h, --help                 this help
 
@@ -44,6 +46,7 @@ BQ_LOCATION=""
 DRY_RUN=0
 OPERATORS=()
 BILLING_PUBLISHERS=()
+EXECUTORS=()
 while (($#)); do
   case $1 in
     --project) PROJECT=${2:-}; shift 2 || die "--project needs a value" ;;
@@ -56,6 +59,8 @@ while (($#)); do
     --operator=*) OPERATORS+=("${1#*=}"); shift ;;
     --billing-publisher) BILLING_PUBLISHERS+=("${2:-}"); shift 2 || die "--billing-publisher needs a value" ;;
     --billing-publisher=*) BILLING_PUBLISHERS+=("${1#*=}"); shift ;;
+    --executor) EXECUTORS+=("${2:-}"); shift 2 || die "--executor needs a value" ;;
+    --executor=*) EXECUTORS+=("${1#*=}"); shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -69,7 +74,7 @@ for member in "${OPERATORS[@]+"${OPERATORS[@]}"}"; do
   [[ $member =~ ^(group|domain): ]] && die "$member: an ID token names no group or domain; list its members as user: or serviceAccount:"
   [[ $member =~ ^(user|serviceAccount):[^@[:space:],]+@[^@[:space:],]+$ ]] || die "not a user or service account member: $member"
 done
-for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
+for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}" "${EXECUTORS[@]+"${EXECUTORS[@]}"}"; do
   [[ $member =~ ^(user|group|serviceAccount|domain):.+ ]] || die "not an IAM member: $member"
 done
 
@@ -168,6 +173,8 @@ settings=$("$PYTHON" -m scripts.deploy_config --project="$PROJECT" --region="$RE
   read -r TOPIC_VALIDATIONS
   read -r TOPIC_BILLING
   read -r TOPIC_LIFECYCLE
+  read -r TOPIC_PIPELINE_RUNS
+  read -r TOPIC_RUN_RESULTS
   # Then one line per provisioning step, from its declaration (shared/domain/steps.py):
   # name, topic, "root" when onboarding publishes it ("applied" when onboarding's own commit completes it,
   # "-" when its last prerequisite releases it), the topics it releases (comma-separated, or -), its roles.
@@ -208,6 +215,11 @@ for index in "${!STEPS[@]}"; do
 done
 BILLING_DEAD_LETTER=$TOPIC_BILLING-dead-letter
 DEAD_LETTER_TOPICS+=("$BILLING_DEAD_LETTER")
+RUN_RESULTS_DEAD_LETTER=$TOPIC_RUN_RESULTS-dead-letter
+DEAD_LETTER_TOPICS+=("$RUN_RESULTS_DEAD_LETTER")
+# Executors pull admitted runs from this subscription; a run not acknowledged in time is redelivered, and one
+# never reported is timed out by its lease (pipeline_runs.lease_seconds), whatever the subscription does.
+EXECUTOR_SUBSCRIPTION=$TOPIC_PIPELINE_RUNS-executor
 # The purge runs daily: Cloud Scheduler publishes on this topic (no code reads its name).
 TOPIC_PURGE=tenant-purge
 PURGE_JOB=tenant-purge-daily
@@ -220,7 +232,8 @@ RECONCILE_SCHEDULE='*/5 * * * *'
 TOPIC_SWEEP=records-sweep
 SWEEP_JOB=records-sweep-hourly
 SWEEP_SCHEDULE='17 * * * *'
-TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PURGE" "$TOPIC_RECONCILE" "$TOPIC_SWEEP")
+TOPICS=("$TOPIC_VALIDATIONS" "${STEP_TOPICS[@]}" "$TOPIC_BILLING" "$TOPIC_LIFECYCLE" "$TOPIC_PIPELINE_RUNS" "$TOPIC_RUN_RESULTS"
+  "$TOPIC_PURGE" "$TOPIC_RECONCILE" "$TOPIC_SWEEP")
 
 # Deleting a dataset with its tables needs bigquery.datasets.delete and bigquery.tables.delete
 # (https://cloud.google.com/bigquery/docs/managing-datasets#delete-datasets); no predefined role short of
@@ -261,6 +274,11 @@ HTTP_TABLE=(
   "retry_tenant_steps 60s datastore.user$STEP_PUBLISHERS"
   # reads the dead-letter records.
   "dead_letters 60s datastore.viewer"
+  # API key, tenant, run, idempotency and outbox documents in one transaction; publishes the admitted run;
+  # appends the usage row and the run to the central tables (insertAll: no job).
+  "run_pipeline 60s datastore.user bigquery.dataEditor@central pubsub.publisher@topic:$TOPIC_PIPELINE_RUNS"
+  # an executor's report: run and tenant documents in one transaction; the usage row and the run appended.
+  "pipeline_results_http 60s datastore.user bigquery.dataEditor@central"
   # operators' suspend, resume, offboard: as billing_event (tenant, API key, processed-event and audit documents in
   # one transaction; the central tables' rows; tenant-lifecycle); API key rotation encrypts the new key (never decrypts).
   "tenant_admin 60s datastore.user bigquery.dataEditor@central pubsub.publisher@topic:$TOPIC_LIFECYCLE cloudkms.cryptoKeyEncrypter@key"
@@ -269,7 +287,8 @@ HTTP_FUNCTIONS=()
 for line in "${HTTP_TABLE[@]}"; do
   HTTP_FUNCTIONS+=("${line%% *}")
 done
-EVENT_FUNCTIONS=(billing_event billing_dead_letter purge_expired reconcile_steps sweep_expired_records)
+EVENT_FUNCTIONS=(billing_event billing_dead_letter pipeline_run_result pipeline_result_dead_letter purge_expired reconcile_steps
+  sweep_expired_records)
 
 # Service account ids: 6-30 characters, lowercase, digits and hyphens.
 sa_email() {
@@ -394,6 +413,16 @@ for topic in "${TOPICS[@]}" "${DEAD_LETTER_TOPICS[@]}"; do
     run gcloud pubsub topics create "$topic" "${schema[@]+"${schema[@]}"}" --project="$PROJECT"
   fi
 done
+note "pipeline executors: subscribers on $EXECUTOR_SUBSCRIPTION, publishers on $TOPIC_RUN_RESULTS only"
+exists gcloud pubsub subscriptions describe "$EXECUTOR_SUBSCRIPTION" --project="$PROJECT" ||
+  run gcloud pubsub subscriptions create "$EXECUTOR_SUBSCRIPTION" --topic="$TOPIC_PIPELINE_RUNS" --ack-deadline=60 \
+    --message-retention-duration=7d --expiration-period=never --project="$PROJECT"
+for member in "${EXECUTORS[@]+"${EXECUTORS[@]}"}"; do
+  run_iam gcloud pubsub subscriptions add-iam-policy-binding "$EXECUTOR_SUBSCRIPTION" --member="$member" \
+    --role=roles/pubsub.subscriber --project="$PROJECT" --format=none
+  run_iam gcloud pubsub topics add-iam-policy-binding "$TOPIC_RUN_RESULTS" --member="$member" \
+    --role=roles/pubsub.publisher --project="$PROJECT" --format=none
+done
 note "billing systems: publishers on $TOPIC_BILLING only"
 for member in "${BILLING_PUBLISHERS[@]+"${BILLING_PUBLISHERS[@]}"}"; do
   run_iam gcloud pubsub topics add-iam-policy-binding "$TOPIC_BILLING" --member="$member" \
@@ -483,14 +512,19 @@ grant billing_event datastore.user bigquery.dataEditor@central \
   "pubsub.publisher@topic:$TOPIC_LIFECYCLE" "pubsub.publisher@topic:$BILLING_DEAD_LETTER"
 # billing_dead_letter: keeps the message in billing_dead_letters.
 grant billing_dead_letter datastore.user
+# pipeline_run_result: as pipeline_results_http; a report of no known run goes straight to its dead-letter topic.
+grant pipeline_run_result datastore.user bigquery.dataEditor@central "pubsub.publisher@topic:$RUN_RESULTS_DEAD_LETTER"
+# pipeline_result_dead_letter: keeps the report among the dead letters.
+grant pipeline_result_dead_letter datastore.user
 # purge_expired: as purge_expired_http (PURGE_GRANTS).
 read -ra specs <<<"$PURGE_GRANTS"
 grant purge_expired "${specs[@]}"
-# reconcile_steps: the outbox relay; publishes the step commands left in the outbox and deletes them.
+# reconcile_steps: the outbox relay; publishes the step commands and admitted runs left in the outbox and deletes them.
 read -ra specs <<<"$STEP_PUBLISHERS"
-grant reconcile_steps datastore.user "${specs[@]}"
-# sweep_expired_records: deletes documents past their expire_at.
-grant sweep_expired_records datastore.user
+grant reconcile_steps datastore.user "${specs[@]}" "pubsub.publisher@topic:$TOPIC_PIPELINE_RUNS"
+# sweep_expired_records: deletes documents past their expire_at; times out pipeline runs whose lease ended
+# (run and tenant documents) and appends their usage rows and runs to the central tables.
+grant sweep_expired_records datastore.user bigquery.dataEditor@central
 # Builds: Cloud Build pushes each function's image to Artifact Registry and writes build logs.
 grant build cloudbuild.builds.builder
 # Push deliveries carry an OIDC token of the trigger account, minted by the Pub/Sub service agent.
@@ -595,6 +629,14 @@ wire_event_function billing_event "$BILLING_DEAD_LETTER"
 deploy_function billing_dead_letter billing_dead_letter billing_dead_letter --trigger-topic="$BILLING_DEAD_LETTER" --retry \
   --trigger-service-account="$TRIGGER_SA" --timeout=60s
 wire_event_function billing_dead_letter
+
+note "pipeline runs: pipeline_run_result on $TOPIC_RUN_RESULTS, retried then dead-lettered; pipeline_result_dead_letter on $RUN_RESULTS_DEAD_LETTER"
+deploy_function pipeline_run_result pipeline_run_result pipeline_run_result --trigger-topic="$TOPIC_RUN_RESULTS" --retry \
+  --trigger-service-account="$TRIGGER_SA" --timeout=60s
+wire_event_function pipeline_run_result "$RUN_RESULTS_DEAD_LETTER"
+deploy_function pipeline_result_dead_letter pipeline_result_dead_letter pipeline_result_dead_letter \
+  --trigger-topic="$RUN_RESULTS_DEAD_LETTER" --retry --trigger-service-account="$TRIGGER_SA" --timeout=60s
+wire_event_function pipeline_result_dead_letter
 
 note "purge: purge_expired on $TOPIC_PURGE, published daily ($PURGE_SCHEDULE UTC) by Cloud Scheduler"
 deploy_function purge_expired purge_expired purge_expired --trigger-topic="$TOPIC_PURGE" --retry \

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         sweep_expired_records,
         tenant_events_http,
     )
+    from functions.pipelines import pipeline_result_dead_letter, pipeline_results_http, pipeline_run_result, run_pipeline
     from functions.steps import reconcile_steps, step_dead_letter
 
 _BY_MODULE = {
@@ -40,6 +41,7 @@ _BY_MODULE = {
         "tenant_events_http",
     ),
     "functions.steps": ("reconcile_steps", "step_dead_letter"),
+    "functions.pipelines": ("pipeline_result_dead_letter", "pipeline_results_http", "pipeline_run_result", "run_pipeline"),
 }
 _MODULES = {name: module for module, names in _BY_MODULE.items() for name in names}
 
@@ -51,10 +53,14 @@ __all__ = [
     "dryrun",
     "healthz",
     "onboard_tenant",
+    "pipeline_result_dead_letter",
+    "pipeline_results_http",
+    "pipeline_run_result",
     "purge_expired",
     "purge_expired_http",
     "reconcile_steps",
     "retry_tenant_steps",
+    "run_pipeline",
     "step_dead_letter",
     "sweep_expired_records",
     "tenant_admin",

@@ -10,7 +10,7 @@ import functions_framework
 from functions.serving import serve
 from schemas.http import HealthResponse, OnboardRequest, TenantRequest
 from shared.domain.errors import InvalidRequest
-from shared.entrypoints.http import json_response, public_url, read_json
+from shared.entrypoints.http import idempotency_key_of, json_response, public_url, read_json
 from shared.entrypoints.runtime import get_services
 from shared.handlers.dead_letters import list_dead_letters
 from shared.handlers.dryrun import run_dry_run
@@ -22,8 +22,6 @@ from shared.handlers.retry import retry_tenant
 from shared.logging_setup import log_context
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from shared.metrics import count_onboarding, exposition
-
-_MAX_IDEMPOTENCY_KEY = 200
 
 
 def _dryrun(request: flask.Request) -> flask.Response:
@@ -45,9 +43,7 @@ def _wait_seconds(raw: str | None, limit: int) -> int:
 def _onboard(request: flask.Request) -> flask.Response:
     services = get_services()
     wait = _wait_seconds(request.args.get("wait"), services.settings.http.max_wait_seconds)
-    idempotency_key = request.headers.get("Idempotency-Key") or None
-    if idempotency_key is not None and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
-        raise InvalidRequest(f"Idempotency-Key is over {_MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+    idempotency_key = idempotency_key_of(request)
     body = read_json(request, OnboardRequest, services.settings.http.max_body_bytes)
     with log_context(tenant_id=body.tenant_id):
         result = onboard(body, idempotency_key, services)

@@ -2,7 +2,8 @@
 
 `python -m functions.local` (what `make run` does) bootstraps the central tables, wires the
 step functions as push subscribers of the embedded bus, relays the step commands a crash left
-in the outbox, sweeps expired records periodically, and serves http://127.0.0.1:$PORT.
+in the outbox, sweeps expired records periodically, runs the local pipeline executor (unless
+ONBOARDING_LOCAL_EXECUTOR=false), and serves http://127.0.0.1:$PORT.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
+from functions.local_executor import LocalExecutor
 from functions.routes import ALL_ROUTES
 from functions.topology import entry_point, event_triggers
 from shared.adapters.embedded.sqlite_event_bus import Handler, ReceivedMessage, SqliteEventBus
@@ -33,7 +35,7 @@ from shared.entrypoints.runtime import install_services
 from shared.handlers.dead_letters import dead_letter_topic
 from shared.handlers.reconcile import reconcile
 from shared.handlers.sweep import sweep_expired
-from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.handlers.warehouse_setup import bootstrap_warehouse
 from shared.logging_setup import configure_logging
 from shared.services import Services
 
@@ -121,12 +123,16 @@ class LocalPlatform:
         self._stopping = threading.Event()
         self._reconciler: threading.Thread | None = None
         self._sweeper: threading.Thread | None = None
+        self.executor = LocalExecutor(services, bus) if services.settings.pipeline_runs.local_executor else None
 
     def start(self) -> None:
         """Bootstrap tables, wire subscribers, relay what the outbox still holds, start workers and the sweeper."""
         install_services(self.services)
-        ensure_central_tables(self.services.warehouse, self.services.central)
+        bootstrap_warehouse(self.services)
         wire_event_functions(self.services, self.bus)
+        if self.executor is not None:
+            self.executor.wire()
+            self.executor.start()
         reconcile(self.services, stale_after=timedelta(0))
         self.bus.start()
         self._reconciler = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
@@ -153,6 +159,8 @@ class LocalPlatform:
     def stop(self) -> None:
         """Stop workers and close the backends."""
         self._stopping.set()
+        if self.executor is not None:
+            self.executor.stop()
         for thread in (self._reconciler, self._sweeper):
             if thread is not None:
                 thread.join(10)

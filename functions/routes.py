@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from functions import admin, api, billing, console
-from schemas.events import BillingEvent
+from functions import admin, api, billing, console, pipelines
+from schemas.events import BillingEvent, PipelineRunResult
 from schemas.http import (
     ApiKeyRevokeRequest,
     ApiKeyRotated,
@@ -25,6 +25,9 @@ from schemas.http import (
     OnboardRequest,
     OperatorActionRequest,
     OperatorActionResponse,
+    PipelineRunAdmitted,
+    PipelineRunRequest,
+    PipelineRunStatus,
     PurgeResponse,
     RetryAccepted,
     TenantEventsResponse,
@@ -154,6 +157,20 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/console/console.css", "healthz", PUBLIC, console._style, "The console's style sheet",
         {200: {"type": "string"}}, media_type="text/css", operation="get_console_style",
+    ),
+    Route(
+        "POST", "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>", "run_pipeline", TENANT, pipelines._run,
+        "Admit one run of the tenant's pipeline against its quota (429 QUOTA_EXCEEDED naming daily, monthly or concurrent)",
+        {200: PipelineRunAdmitted}, request=PipelineRunRequest, errors=(404, 409, 429),
+        parameters=(
+            Parameter("Idempotency-Key", "header", "a retry with this key is admitted once and gets the first response",
+                      {"type": "string", "maxLength": 200}),
+        ),
+    ),
+    Route(
+        "POST", "/api/v1/pipelines/results", "pipeline_results_http", OPERATOR, pipelines._report,
+        "An executor reports a run RUNNING, SUCCEEDED or FAILED (idempotent, any order)",
+        {200: PipelineRunStatus}, request=PipelineRunResult, errors=(404,),
     ),
 )  # fmt: skip
 

@@ -33,9 +33,11 @@ class EventTrigger:
 
 
 def event_triggers() -> tuple[EventTrigger, ...]:
-    """Every event function with its topic: one per declared step, then billing."""
+    """Every event function with its topic: one per declared step, then billing, then the executor's reports."""
     step_triggers = tuple(EventTrigger(step.function, "steps", "step_dead_letter", step=step.name) for step in steps())
-    return (*step_triggers, EventTrigger("billing_event", "billing", "billing_dead_letter"))
+    billing = EventTrigger("billing_event", "billing", "billing_dead_letter")
+    results = EventTrigger("pipeline_run_result", "pipeline_run_results", "pipeline_result_dead_letter")
+    return (*step_triggers, billing, results)
 
 
 EVENT_TRIGGERS: tuple[EventTrigger, ...] = event_triggers()

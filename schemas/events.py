@@ -98,3 +98,30 @@ class TenantLifecycleEvent(Contract):
     previous_plan: str | None = None
     cause_event_id: str
     occurred_at: str
+
+
+class PipelineRunRequested(Contract):
+    """An admitted pipeline run for the executor (topic pipeline-runs); its event_id is the pipeline_logging_id."""
+
+    event_id: str
+    pipeline_logging_id: str
+    tenant_id: str
+    pipeline_id: str
+    provider: str
+    domain: str
+    template: str
+    date: str | None = None
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    lease_until: str = Field(description="The run is FAILED (TIMED_OUT) unless a report comes by then; RUNNING renews it")
+    occurred_at: str
+
+
+class PipelineRunResult(Contract):
+    """An executor's report on a run (topic pipeline-run-results, or the executors' HTTP route)."""
+
+    event_id: str = Field(pattern=EVENT_ID_PATTERN)
+    pipeline_logging_id: str = Field(min_length=1, max_length=100)
+    tenant_id: str = Field(min_length=1, max_length=100)
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED"]
+    reason: str | None = Field(default=None, max_length=500)
+    occurred_at: AwareDatetime = Field(strict=False, description="When the executor saw it (RFC 3339, with offset)")

@@ -262,6 +262,50 @@ class PurgeResponse(Contract):
     retention_days: int
 
 
+class PipelineRunRequest(Contract):
+    """The optional body of a pipeline run: the date it processes and its parameters, handed to the executor as given."""
+
+    date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="The day the run processes (YYYY-MM-DD)")
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+
+
+class QuotaFigure(Part):
+    """One limit: how much of it is used, and the plan's limit."""
+
+    used: int
+    limit: int
+
+
+class QuotaStatus(Part):
+    """The tenant's three limits after this request, as admission counts them (the tenant's own runs)."""
+
+    daily: QuotaFigure
+    monthly: QuotaFigure
+    concurrent: QuotaFigure
+
+
+class PipelineRunAdmitted(Contract):
+    """200: the run is admitted, charged to the tenant's quota and handed to the executor (topic pipeline-runs)."""
+
+    pipeline_logging_id: str
+    tenant_id: str
+    pipeline_id: str = Field(description="provider/domain/template")
+    status: Literal["PENDING"]
+    quota: QuotaStatus
+    message: str
+
+
+class PipelineRunStatus(Contract):
+    """A pipeline run as recorded, after an executor's report."""
+
+    pipeline_logging_id: str
+    tenant_id: str
+    pipeline_id: str
+    status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
+    reason: str | None = None
+    outcome: Literal["applied", "ignored"] = Field(description="ignored: the run had finished already (a duplicate, a late report)")
+
+
 OperatorAction = Literal["suspend", "resume", "offboard"]
 
 

@@ -524,6 +524,14 @@ def print_gcp(args: argparse.Namespace, tmp: Path) -> None:
         print("    profile counters: " + "  ".join(f"{key} {profile.get(key, 0)}" for key in keys))
 
 
+def admission_section(tmp: Path, sequential: int, tenants: int) -> list[str]:
+    """Pipeline-run admission on the local platform (its executor off): scripts/bench_admission.py."""
+    from scripts.bench_admission import measure_admission
+
+    with serving_platform(tmp / "admission", ONBOARDING_LOCAL_EXECUTOR="false") as (platform, api):
+        return measure_admission(platform.services, api, operator_session(tmp / "admission"), sequential, tenants)
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -537,10 +545,19 @@ def main() -> None:
     parser.add_argument("--scale-concurrency", type=int, default=32)
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
+    parser.add_argument("--admission-runs", type=int, default=100, help="admissions on one tenant, one at a time (0 skips admission)")
+    parser.add_argument("--admission-tenants", type=int, default=100, help="tenants admitting runs at once")
+    parser.add_argument("--only-admission", action="store_true", help="print the admission figures only")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request would bury the figures
     logging.getLogger("shared").setLevel(logging.CRITICAL)  # modelled refusals and timeouts log per event; the counters say it once
+    if args.only_admission:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("\n".join(admission_section(Path(tmp), args.admission_runs, args.admission_tenants)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
+        if args.admission_runs:
+            print("\n".join(admission_section(Path(tmp), args.admission_runs, args.admission_tenants)))
         if not args.skip_embedded:
             print_embedded(args, Path(tmp))
         if args.scale_tenants:

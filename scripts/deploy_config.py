@@ -75,6 +75,8 @@ def shell_values(settings: Settings, project: str, region: str, bigquery_locatio
         topics.validations,
         topics.billing,
         topics.lifecycle,
+        topics.pipeline_runs,
+        topics.pipeline_run_results,
         *step_lines(settings, purge_role=f"projects/{project}/roles/{PURGE_ROLE_ID}"),
     ]
 

@@ -10,6 +10,7 @@ to the dead-letter topic, forwarded by Pub/Sub's own service agent (not by our f
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -34,7 +35,7 @@ from shared.handlers.provisioning import action_of
 from shared.handlers.warehouse_setup import ensure_central_tables
 from shared.ports import EXPIRE_AT
 from shared.ports.permissions import Access
-from shared.services import VALIDATIONS, Services
+from shared.services import PIPELINE_RUNS, VALIDATIONS, Services
 
 # deploy.sh sets --max-delivery-attempts to this (Pub/Sub accepts 5 to 100).
 MAX_DELIVERIES = 5
@@ -43,7 +44,7 @@ Message = tuple[str, bytes, dict[str, str]]
 KEY_1 = {"Idempotency-Key": "iam-key-1"}
 # Operators' routes are called with an operator's credential; a tenant's route with its API key only.
 OPERATOR_TOKEN = uuid.uuid4().hex
-TENANT_ROUTES = frozenset({"tenant_overview"})
+TENANT_ROUTES = frozenset({"tenant_overview", "run_pipeline"})
 
 
 @dataclass
@@ -233,6 +234,7 @@ class Exercise:
             self._step_failures_and_retries()
             self._poison_and_orphans()
             self._billing()
+            self._pipeline_runs()
             self._administration()
             self._reconcile()
             self._purge()
@@ -337,6 +339,41 @@ class Exercise:
         http("tenant_events_http", f"GET /api/v1/tenants/{tenant}/events", 200)
         http("tenant_events_http", "GET /api/v1/tenants/iam_nobody/events", 404)
 
+    def _report(self, run_id: str, status: str, event_id: str) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "pipeline_logging_id": run_id,
+            "tenant_id": "iam_runs",
+            "status": status,
+            "occurred_at": self.clock.now.isoformat(),
+        }
+
+    def _pipeline_runs(self) -> None:
+        self.runs_key = str(self.onboard("iam_runs")["api_key"])
+        self.deliver()
+        http, key = self.http, {"X-API-Key": self.runs_key}
+        run = "POST /api/v1/pipelines/run/iam_runs/gcp/cost/billing"
+        first = http("run_pipeline", run, 200, headers={**key, **KEY_1})
+        assert http("run_pipeline", run, 200, headers={**key, **KEY_1}) == first  # the same key: admitted once
+        http("run_pipeline", run, 200, {"date": "2026-03-01", "parameters": {"region": "eu"}}, headers=key)
+        running = [http("run_pipeline", run, 200, headers=key)["pipeline_logging_id"] for _ in range(3)]
+        http("run_pipeline", run, 429, headers=key)  # PROFESSIONAL: 5 at once
+        http("run_pipeline", "POST /api/v1/pipelines/run/iam_runs/gcp/cost/-bad", 422, headers=key)
+        http("run_pipeline", run, 401)
+        results = "POST /api/v1/pipelines/results"
+        done = self._report(first["pipeline_logging_id"], "SUCCEEDED", "iam-run-1")
+        http("pipeline_results_http", results, 200, done)
+        assert http("pipeline_results_http", results, 200, done)["outcome"] == "ignored"
+        http("pipeline_results_http", results, 404, self._report("iam-no-such-run", "FAILED", "iam-run-2"))
+        topic = self.topics.pipeline_run_results
+        for index, (run_id, status) in enumerate(((running[0], "RUNNING"), (running[1], "FAILED"), ("iam-ghost-run", "FAILED"))):
+            self.inject(topic, json.dumps(self._report(run_id, status, f"iam-run-{index + 3}")).encode(), {"tenant_id": "iam_runs"})
+        self.inject(topic, b"not json")
+        self.deliver()
+        # Past the lease: the next admission times out the runs that never reported, lazily.
+        self.clock.advance(timedelta(seconds=self.services.settings.pipeline_runs.lease_seconds + 1))
+        self.left_running = http("run_pipeline", run, 200, headers=key)["pipeline_logging_id"]  # timed out by the sweep
+
     def _administration(self) -> None:
         http, tenant, reason = self.http, "iam_waiting", {"reason": "iam check"}
         rotated = http("tenant_admin", f"POST /api/v1/tenants/{tenant}/api-keys/rotate", 200, reason)
@@ -358,6 +395,9 @@ class Exercise:
         assert self.http("dryrun", "POST /api/v1/tenants/dryrun", 200, body)["ready_for_onboarding"]
         with self._outage("bus"):
             self.http("onboard_tenant", "POST /api/v1/tenants/onboard", 202, body)
+            # An admitted run whose publish fails stays in the outbox; the reconciler publishes it.
+            run = "POST /api/v1/pipelines/run/iam_runs/gcp/cost/billing"
+            self.http("run_pipeline", run, 200, headers={"X-API-Key": self.runs_key})
         self.onboard("iam_stranded_view")
         with self._outage("bus"):
             self.deliver()
@@ -371,6 +411,8 @@ class Exercise:
         self.clock.advance(timedelta(days=40))
         self.scheduled("sweep_expired_records", "records-sweep")
         assert not list(self.base.documents.scan(VALIDATIONS, EXPIRE_AT))
+        left = self.base.documents.get(PIPELINE_RUNS, self.left_running)
+        assert left is not None and (left["status"], left["reason"]) == ("FAILED", "TIMED_OUT"), left
 
     def _purge(self) -> None:
         http = self.http

@@ -27,7 +27,7 @@ from shared.domain.dryrun_config import DryRunConfig, DryRunSetup
 from shared.domain.lifecycle_config import LifecyclePolicy
 from shared.domain.plans import PlanCatalog, plan_catalog
 from shared.faults import FaultInjector, injector_for
-from shared.handlers.warehouse_setup import ensure_central_tables
+from shared.handlers.warehouse_setup import bootstrap_warehouse
 from shared.logging_setup import configure_logging
 from shared.ports import OperatorAuthenticator
 from shared.services import Adapters, Credentials, Services
@@ -159,7 +159,7 @@ def main() -> None:
     configure_logging()
     services = build_services()
     try:
-        tables = ensure_central_tables(services.warehouse, services.central)
+        tables = bootstrap_warehouse(services)
         logger.info("central tables ready", extra={"dataset": services.central, "tables": tables})
     finally:
         services.close()

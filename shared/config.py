@@ -28,6 +28,8 @@ class Topics(_Strict):
     validations: str
     billing: str
     lifecycle: str
+    pipeline_runs: str = "pipeline-runs"
+    pipeline_run_results: str = "pipeline-run-results"
     steps: dict[str, str] = Field(default_factory=dict)
 
     def step(self, name: str) -> str:
@@ -36,7 +38,8 @@ class Topics(_Strict):
 
     def names(self) -> list[str]:
         """Every topic: the validations, billing and lifecycle topics and each declared step's."""
-        return [self.validations, *(self.step(name) for name in step_names()), self.billing, self.lifecycle]
+        steps = (self.step(name) for name in step_names())
+        return [self.validations, *steps, self.billing, self.lifecycle, self.pipeline_runs, self.pipeline_run_results]
 
 
 class EventBusSettings(_Strict):
@@ -69,6 +72,14 @@ class BillingSettings(_Strict):
     """How far a billing event may be dated ahead of this service's clock before it is refused."""
 
     max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+
+
+class PipelineRunSettings(_Strict):
+    """Admitted pipeline runs: how long one holds its slot without a report, and the local executor."""
+
+    lease_seconds: float = Field(default=3600, gt=0)  # no report for this long: FAILED, TIMED_OUT
+    local_executor_seconds: float = Field(default=1, ge=0)  # `make run` completes each run SUCCEEDED after this
+    local_executor: bool = True  # off: runs stay PENDING for an executor of your own
 
 
 class GcpSettings(_Strict):
@@ -169,6 +180,7 @@ class Settings(_Strict):
     api_keys: ApiKeySettings = ApiKeySettings()
     lifetimes: LifetimeSettings = LifetimeSettings()
     cloud_profile: CloudProfileSettings = CloudProfileSettings()
+    pipeline_runs: PipelineRunSettings = PipelineRunSettings()
 
     @property
     def production(self) -> bool:
@@ -204,6 +216,9 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "ONBOARDING_CLOUD_PROFILE": ("cloud_profile", "name"),
     "ONBOARDING_CLOUD_TIME_SCALE": ("cloud_profile", "time_scale"),
     "ONBOARDING_CLOUD_PROFILE_SEED": ("cloud_profile", "seed"),
+    "ONBOARDING_RUN_LEASE_SECONDS": ("pipeline_runs", "lease_seconds"),
+    "ONBOARDING_LOCAL_EXECUTOR_SECONDS": ("pipeline_runs", "local_executor_seconds"),
+    "ONBOARDING_LOCAL_EXECUTOR": ("pipeline_runs", "local_executor"),
     "GOOGLE_CLOUD_PROJECT": ("gcp", "project"),
     "ONBOARDING_GCP_REGION": ("gcp", "region"),
     "ONBOARDING_KMS_KEY_NAME": ("gcp", "kms_key_name"),

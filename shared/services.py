@@ -23,6 +23,7 @@ IDEMPOTENCY_KEYS = "idempotency_keys"
 DEAD_LETTERS = "dead_letters"
 OUTBOX = "outbox"  # step commands committed with the state change, until published
 TENANT_EVENTS = "tenant_events"  # the audit trail: one record per billing or lifecycle event of a tenant
+PIPELINE_RUNS = "pipeline_runs"  # pipeline_logging_id -> an admitted run, its status and lease
 TENANT_IDS = "tenant_ids"  # folded tenant id -> the tenant holding it; no two tenants differ only by case
 
 

@@ -160,3 +160,45 @@ class TenantEventDocument(_Document):
     redacted: bool = _added(False)
     reason: str | None = _added(None)  # an operator action's reason
     actor: str | None = _added(None)  # the operator who acted
+
+
+RunStatusName = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
+
+
+class PipelineRunDocument(_Document):
+    """`pipeline_runs/{pipeline_logging_id}`: one admitted run, its status and the lease it holds while unfinished.
+
+    `lease_until` is removed once the run finishes: the sweeper orders unfinished runs by it.
+    """
+
+    schema_version: DocumentVersion = "1"
+    pipeline_logging_id: str
+    tenant_id: str
+    pipeline_id: str
+    status: RunStatusName
+    admitted_at: str
+    lease_until: str | None = _added(None)  # absent, not null, once finished: Firestore orders a null among the values
+    started_at: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+    platform: bool = False  # a run the platform made itself (onboarding's validation): not charged
+    date: str | None = None
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class RunAdmissionRecord(_Document):
+    """`idempotency_keys/{sha256 of tenant and key}`: a pipeline run admitted under an Idempotency-Key, replayed until it expires.
+
+    The same collection, lifetime (http.idempotency_ttl_hours) and `expire_at` as onboarding's
+    records, so the sweeper, Firestore's TTL policy and the purge treat both alike.
+    """
+
+    kind: Literal["pipeline_run"] = "pipeline_run"
+    id: str
+    fingerprint: str
+    tenant_id: str
+    pipeline_logging_id: str
+    response: str  # the 200 body as first sent (JSON)
+    created_at: str
+    expires_at: str
+    expire_at: str

@@ -8,6 +8,7 @@ class DomainError(Exception):
 
     code = "ERROR"
     status = 400
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -125,6 +126,23 @@ class TenantSuspended(DomainError):
     """The tenant's key is valid but the tenant is suspended (a payment failed)."""
 
     code, status = "TENANT_SUSPENDED", 403
+
+
+class QuotaExceeded(DomainError):
+    """Admission refused: the tenant reached its daily, monthly or concurrent limit; `retry_after` seconds until it may try again."""
+
+    code, status = "QUOTA_EXCEEDED", 429
+
+    def __init__(self, limit: str, used: int, allowed: int, retry_after: int) -> None:
+        super().__init__(f"{limit} pipeline limit reached ({used} of {allowed}); retry after {retry_after} s", field=limit)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class RunNotFound(DomainError):
+    """No pipeline run with this pipeline_logging_id."""
+
+    code, status = "RUN_NOT_FOUND", 404
 
 
 class TransitionNotAllowed(DomainError):

@@ -21,7 +21,7 @@ BIGQUERY_RESERVED_NAMES = frozenset({"information_schema"})
 # Every static segment of the API's paths: a tenant named `dryrun` could be onboarded but never
 # looked up. A test derives the segments from the route table and checks each is refused.
 ROUTE_WORDS = frozenset(
-    {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run"}
+    {"api", "v1", "tenants", "dryrun", "onboard", "overview", "retry", "events", "billing", "healthz", "pipelines", "run", "results"}
     | {"suspend", "resume", "offboard", "rotate", "revoke"}
     | {"metrics", "console"}
 )
@@ -50,6 +50,20 @@ def _reserved_name_problem(tenant_id: str, reserved: frozenset[str]) -> str | No
         return f"tenant_id '{tenant_id}' is a name reserved by a warehouse"
     if folded in {name.lower() for name in reserved}:
         return f"tenant_id '{tenant_id}' is the name of a dataset of this platform"
+    return None
+
+
+PIPELINE_SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
+
+
+def pipeline_segment_problem(name: str, value: str) -> str | None:
+    """Why a provider, domain or template segment of a pipeline path is unusable, or None.
+
+    The same alphabet as tenant ids (ASCII letters, digits, underscores) plus hyphens, 1 to 50
+    characters, starting with a letter or digit: safe in a document id, a log line and a label.
+    """
+    if not value.isascii() or not PIPELINE_SEGMENT_PATTERN.fullmatch(value):
+        return f"{name} must be 1 to 50 ASCII letters, digits, underscores or hyphens, starting with a letter or digit"
     return None
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import steps as step_graph
 
@@ -38,7 +38,14 @@ class StepState(BaseModel):
 
 
 class QuotaUsage(BaseModel):
-    """The tenant's pipeline runs on `usage_date` (UTC): the system of record of its usage quota."""
+    """The tenant's pipeline runs on `usage_date` (UTC) and in its month: the system of record of its usage quota.
+
+    `pipelines_run` counts every run of the day, the platform's own (onboarding's validation
+    run, `platform_runs`) included: that is the usage the view reports. Admission charges the
+    tenant's runs only: `pipelines_run - platform_runs` against the daily limit, and the same
+    of the month against the monthly one. Fields added after documents were stored default so
+    older documents read as they were (their month counts their day, the only one recorded).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,12 +53,51 @@ class QuotaUsage(BaseModel):
     pipelines_run: int = 0
     pipelines_succeeded: int = 0
     pipelines_failed: int = 0
+    platform_runs: int = 0
+    usage_month: str | None = None  # YYYY-MM of the month counters
+    pipelines_run_month: int = 0
+    platform_runs_month: int = 0
+    max_concurrent_reached: int = 0
 
     def on(self, day: date) -> QuotaUsage:
-        """The usage as of `day`: a later day starts from zero (a day without runs reads as zero)."""
-        if self.usage_date == day.isoformat():
+        """The usage as of `day`: a later day starts from zero, a later month too (a day without runs reads as zero)."""
+        current = self._with_month()
+        if current.usage_date == day.isoformat():
+            return current
+        if current.usage_month == day.isoformat()[:7]:
+            kept = {"usage_month": current.usage_month, "pipelines_run_month": current.pipelines_run_month}
+            return QuotaUsage(usage_date=day.isoformat(), platform_runs_month=current.platform_runs_month, **kept)
+        return QuotaUsage(usage_date=day.isoformat(), usage_month=day.isoformat()[:7])
+
+    def _with_month(self) -> QuotaUsage:
+        if self.usage_month is not None:
             return self
-        return QuotaUsage(usage_date=day.isoformat())
+        return self.model_copy(
+            update={
+                "usage_month": self.usage_date[:7],
+                "pipelines_run_month": max(self.pipelines_run_month, self.pipelines_run),
+                "platform_runs_month": max(self.platform_runs_month, self.platform_runs),
+            }
+        )
+
+    @property
+    def charged_today(self) -> int:
+        """The tenant's own runs of the day: what the daily limit counts."""
+        return self.pipelines_run - self.platform_runs
+
+    @property
+    def charged_month(self) -> int:
+        """The tenant's own runs of the month: what the monthly limit counts."""
+        return self.pipelines_run_month - self.platform_runs_month
+
+
+class RunLease(BaseModel):
+    """An admitted run not finished yet: it holds one concurrent slot until it finishes or its lease ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_until: str
+    admitted_at: str
 
 
 class TenantState(BaseModel):
@@ -87,6 +133,8 @@ class TenantState(BaseModel):
     # Subscription and usage quota (Firestore is their system of record; BigQuery holds a copy).
     subscription_started_at: str | None = None
     quota: QuotaUsage | None = None
+    # Pipeline runs admitted and not finished, by pipeline_logging_id: the concurrent slots in use.
+    running: dict[str, RunLease] = Field(default_factory=dict)
 
     def step(self, name: str) -> StepState:
         """The state of step `name`."""
@@ -154,26 +202,39 @@ def releasable_steps(state: TenantState) -> list[str]:
     ]
 
 
-def record_run(state: TenantState, status: RunStatus, day: date) -> TenantState:
-    """One more pipeline run on `day` in the state's usage quota (the caller bumps the revision)."""
+def record_run(state: TenantState, status: RunStatus, day: date, *, platform: bool = False) -> TenantState:
+    """One more finished pipeline run on `day` in the state's usage (the caller bumps the revision).
+
+    `platform`: a run the platform made itself (onboarding's validation), counted as usage but not charged.
+    """
     usage = state.usage_on(day)
     counted = usage.model_copy(
         update={
             "pipelines_run": usage.pipelines_run + 1,
             "pipelines_succeeded": usage.pipelines_succeeded + (status == "SUCCEEDED"),
             "pipelines_failed": usage.pipelines_failed + (status == "FAILED"),
+            "platform_runs": usage.platform_runs + platform,
+            "pipelines_run_month": usage.pipelines_run_month + 1,
+            "platform_runs_month": usage.platform_runs_month + platform,
         }
     )
     return state.model_copy(update={"quota": counted})
 
 
+def quota_reached(usage: QuotaUsage, running: int, daily_limit: int, monthly_limit: int, concurrent_limit: int) -> bool:
+    """Whether admission would refuse the next run: a daily, monthly or concurrent limit is reached."""
+    return usage.charged_today >= daily_limit or usage.charged_month >= monthly_limit or running >= concurrent_limit
+
+
 def overview(state: TenantState, daily_limit: int, monthly_limit: int, concurrent_limit: int, day: date) -> dict[str, Any]:
     """The tenant's row of tenant_comprehensive_view, computed from the state document alone.
 
-    Same rules as the view's SQL: runs of `day` only, EXCEEDED from the daily limit on,
-    the percentage rounded to one decimal half away from zero (BigQuery's ROUND).
+    Same rules as the view's SQL: runs of `day` only (every run, the platform's own included),
+    EXCEEDED once admission would refuse a run (`quota_reached`), the percentage rounded to
+    one decimal half away from zero (BigQuery's ROUND).
     """
     usage = state.usage_on(day)
+    exceeded = quota_reached(usage, len(state.running), daily_limit, monthly_limit, concurrent_limit)
     percent = Decimal(usage.pipelines_run * 100) / Decimal(daily_limit)
     return {
         "tenant_id": state.tenant_id,
@@ -188,7 +249,7 @@ def overview(state: TenantState, daily_limit: int, monthly_limit: int, concurren
         "pipelines_run_today": usage.pipelines_run,
         "pipelines_succeeded_today": usage.pipelines_succeeded,
         "pipelines_failed_today": usage.pipelines_failed,
-        "quota_status": "EXCEEDED" if usage.pipelines_run >= daily_limit else "AVAILABLE",
+        "quota_status": "EXCEEDED" if exceeded else "AVAILABLE",
         "daily_usage_percent": float(percent.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)),
     }
 

@@ -64,7 +64,20 @@ def error_response(error: DomainError, headers: dict[str, str] | None = None) ->
     body = ErrorResponse(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
     if isinstance(error, Unauthorized):
         headers = {**(headers or {}), "WWW-Authenticate": error.challenge}
+    if error.retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(error.retry_after)}
     return json_response(body, error.status, headers)
+
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def idempotency_key_of(request: flask.Request) -> str | None:
+    """The request's Idempotency-Key, if any (at most 200 characters)."""
+    idempotency_key = request.headers.get("Idempotency-Key") or None
+    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest(f"Idempotency-Key is over {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+    return idempotency_key
 
 
 def public_url(request: flask.Request, path: str) -> str:

@@ -66,7 +66,6 @@ def copy_rows(state: TenantState, plan: Plan, day: date, recorded_at: datetime) 
     }
     stamp = {"version": state.revision, "recorded_at": recorded_at}
     updated = _moment(state.updated_at)
-    usage = state.usage_on(day)
     return {
         PROFILES: [
             {
@@ -90,31 +89,46 @@ def copy_rows(state: TenantState, plan: Plan, day: date, recorded_at: datetime) 
                 **stamp,
             }
         ],
-        QUOTAS: [
-            {
-                "tenant_id": state.tenant_id,
-                "usage_date": day,
-                **limits,
-                "pipelines_run": usage.pipelines_run,
-                "pipelines_succeeded": usage.pipelines_succeeded,
-                "pipelines_failed": usage.pipelines_failed,
-                "updated_at": updated,
-                **stamp,
-            }
-        ],
+        QUOTAS: [{"tenant_id": state.tenant_id, "usage_date": day, **usage_columns(state, day), **limits, "updated_at": updated, **stamp}],
     }
 
 
-def run_row(state: TenantState, run_id: str, *, pipeline_name: str, status: str, finished_at: str, recorded_at: datetime) -> Row:
-    """One pipeline run as the copy keeps it."""
-    moment = _moment(finished_at)
+def usage_columns(state: TenantState, day: date) -> dict[str, int]:
+    """The day's usage as tenant_usage_quotas carries it (the columns of the system it replaces, plus the platform's own runs)."""
+    usage = state.usage_on(day)
+    return {
+        "pipelines_run_today": usage.pipelines_run,
+        "pipelines_succeeded_today": usage.pipelines_succeeded,
+        "pipelines_failed_today": usage.pipelines_failed,
+        "pipelines_run_month": usage.pipelines_run_month,
+        "concurrent_pipelines_running": len(state.running),
+        "max_concurrent_reached": usage.max_concurrent_reached,
+        "platform_runs_today": usage.platform_runs,
+        "platform_runs_month": usage.platform_runs_month,
+    }
+
+
+def run_row(
+    state: TenantState,
+    run_id: str,
+    *,
+    pipeline_name: str,
+    status: str,
+    finished_at: str | None,
+    recorded_at: datetime,
+    started_at: str | None = None,
+) -> Row:
+    """One pipeline run as the copy keeps it (an unfinished one has no finished_at)."""
+    started = started_at or finished_at
+    if started is None:
+        raise ValueError("a run row needs a start or an end")
     return {
         "run_id": run_id,
         "tenant_id": state.tenant_id,
         "pipeline_name": pipeline_name,
         "status": status,
-        "started_at": moment,
-        "finished_at": moment,
+        "started_at": _moment(started),
+        "finished_at": _moment(finished_at) if finished_at else None,
         "version": state.revision,
         "recorded_at": recorded_at,
     }
@@ -125,12 +139,17 @@ def validation_run_id(tenant_id: str) -> str:
     return f"{tenant_id}.{VALIDATION_PIPELINE}"
 
 
-def append_copy(services: Services, state: TenantState, runs: list[Row] | None = None) -> None:
-    """Append the copy of a live tenant's `state` (and `runs`): one append per table, no DML."""
+def append_copy(services: Services, state: TenantState, runs: list[Row] | None = None, *, usage_only: bool = False) -> None:
+    """Append the copy of a live tenant's `state` (and `runs`): one append per table, no DML.
+
+    `usage_only`: a pipeline run changed the usage alone, so only the quota row (and the runs) go in.
+    """
     if not in_copy(state):
         return
     now = services.clock()
     tables = copy_rows(state, plan_of(state, services), now.date(), now)
+    if usage_only:
+        tables = {QUOTAS: tables[QUOTAS]}
     if runs:
         tables[PIPELINE_RUNS] = runs
     # One append per table, sent together: each is its own request to its own table
@@ -186,8 +205,7 @@ def copy_differences(warehouse: Warehouse, central: str, plans: PlanCatalog, sta
     recorded = state.quota.usage_date if state.quota else None
     if recorded is not None and copied_day.isoformat() < recorded:
         return [*differences, f"{state.tenant_id}: latest copied quota day {copied_day} is older than Firestore's {recorded}"]
-    usage = state.usage_on(copied_day)
-    for name in ("pipelines_run", "pipelines_succeeded", "pipelines_failed"):
-        if row[name] != getattr(usage, name):
-            differences.append(f"{state.tenant_id}.{name} on {copied_day}: copy {row[name]!r}, Firestore {getattr(usage, name)!r}")
+    for name, value in usage_columns(state, copied_day).items():
+        if row[name] != value:
+            differences.append(f"{state.tenant_id}.{name} on {copied_day}: copy {row[name]!r}, Firestore {value!r}")
     return differences

@@ -214,8 +214,8 @@ def _clear_orphan(state: TenantState, command: StepRequested, services: Services
 
 
 def record_validation_run(state: TenantState, services: Services) -> TenantState:
-    """The onboarding validation counts as today's first run, once (the step completes once)."""
-    return transitions.record_run(state, "SUCCEEDED", services.clock().date())
+    """The onboarding validation counts as today's first run, once (the step completes once); the platform's, not charged."""
+    return transitions.record_run(state, "SUCCEEDED", services.clock().date(), platform=True)
 
 
 step_action("subscription", record=record_subscription)

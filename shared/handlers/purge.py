@@ -23,6 +23,7 @@ from shared.services import (
     IDEMPOTENCY_KEYS,
     LATEST_VALIDATIONS,
     OUTBOX,
+    PIPELINE_RUNS,
     PROCESSED_EVENTS,
     TENANT_EVENTS,
     TENANT_IDS,
@@ -107,6 +108,7 @@ _ERASED: tuple[tuple[str, str], ...] = (
     (IDEMPOTENCY_KEYS, "tenant_id"),  # a replay of the old onboarding would hand out the revoked key
     (DEAD_LETTERS, "tenant_id"),
     (OUTBOX, "tenant_id"),
+    (PIPELINE_RUNS, "tenant_id"),
 )
 _AUDIT_KEPT = ("event_id", "tenant_id", "type", "occurred_at", "recorded_at")
 

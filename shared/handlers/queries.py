@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, get_args
 
 from schemas.http import StepStatus, TenantList, TenantOverview, TenantStatusResponse, TenantSummary
-from shared.domain.api_keys import hash_api_key, presented_api_key
-from shared.domain.errors import Forbidden, InvalidRequest, TenantNotFound, TenantNotReady, TenantSuspended, Unauthorized
+from shared.domain.errors import InvalidRequest, TenantNotFound, TenantNotReady, TenantSuspended
 from shared.domain.identifiers import tenant_id_problem
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import TenantState, TenantStatus
 from shared.handlers.analytics_copy import overview_of
+from shared.handlers.tenant_keys import authenticate_key, tenant_of_key
 from shared.handlers.tenant_store import load_tenant
-from shared.services import API_KEYS, TENANTS, Services
+from shared.services import TENANTS, Services
 
+__all__ = ["authenticate", "authenticate_key", "list_tenants", "tenant_of_key", "tenant_overview", "tenant_status"]
 TENANT_STATUSES: tuple[str, ...] = get_args(TenantStatus)
 
 
@@ -89,27 +89,9 @@ def _summary(state: TenantState) -> TenantSummary:
     )
 
 
-def tenant_of_key(api_key: str, services: Services) -> str | None:
-    """The tenant an active API key belongs to, or None for an unknown or revoked key, or one rotated out whose grace is over."""
-    key_doc = services.documents.get(API_KEYS, hash_api_key(api_key))
-    if key_doc is None or key_doc.get("status") != "ACTIVE":
-        return None
-    expires_at = key_doc.get("expires_at")
-    if expires_at is not None and datetime.fromisoformat(str(expires_at)) <= services.clock():
-        return None
-    return str(key_doc["tenant_id"])
-
-
 def authenticate(tenant_id: str, api_key: str | None, services: Services) -> None:
     """401 without a known, active key; 403 with another tenant's key or while the tenant is suspended."""
-    api_key = presented_api_key(api_key)
-    if not api_key:
-        raise Unauthorized("X-API-Key header is required", field="X-API-Key")
-    owner = tenant_of_key(api_key, services)
-    if owner is None:
-        raise Unauthorized("API key is not valid", field="X-API-Key")
-    if owner != tenant_id:
-        raise Forbidden("this API key belongs to another tenant", field="X-API-Key")
+    authenticate_key(tenant_id, api_key, services)
     state = load_tenant(services, tenant_id)
     if state is not None and state.status == "SUSPENDED":
         raise TenantSuspended(f"tenant '{tenant_id}' is suspended until its payment is recovered", field="X-API-Key")

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
-from schemas.events import StepRequested
+from schemas.base import Contract
+from schemas.events import PipelineRunRequested, StepRequested
 from shared.domain.tenant import TenantState
 from shared.handlers.publishing import publish_event
 from shared.ports import BackendError, Document, Transaction
@@ -77,6 +78,22 @@ def stage_steps(txn: Transaction, services: Services, state: TenantState, steps:
     return staged
 
 
+def stage_event(txn: Transaction, services: Services, topic: str, event: Contract, *, event_id: str, tenant_id: str) -> str:
+    """Write any other outboxed event (an admitted pipeline run) inside `txn`; returns its entry id."""
+    txn.set(
+        OUTBOX,
+        event_id,
+        {
+            "topic": topic,
+            "command": event.model_dump_json(),
+            "event_type": type(event).__name__,
+            "tenant_id": tenant_id,
+            "created_at": services.now(),
+        },
+    )
+    return event_id
+
+
 def relay(services: Services, entry_ids: Iterable[str] | Mapping[str, Document], *, strict: bool = False) -> int:
     """Publish these outbox entries and remove them; one that fails stays for the relay. Returns how many went out.
 
@@ -114,7 +131,14 @@ def relay_pending(services: Services, older_than: timedelta) -> int:
     return sent
 
 
+# What an outbox entry may hold, by `event_type` (entries written before it existed are step commands).
+_OUTBOX_EVENTS: dict[str, type[StepRequested] | type[PipelineRunRequested]] = {
+    "StepRequested": StepRequested,
+    "PipelineRunRequested": PipelineRunRequested,
+}
+
+
 def _publish(services: Services, entry: dict[str, object]) -> None:
-    command = StepRequested.model_validate_json(str(entry["command"]))
+    command = _OUTBOX_EVENTS[str(entry.get("event_type", "StepRequested"))].model_validate_json(str(entry["command"]))
     with trace_scope(parse_traceparent(str(entry.get(TRACE_ATTRIBUTE) or ""))):
         publish_event(services, str(entry["topic"]), command, tenant_id=command.tenant_id)

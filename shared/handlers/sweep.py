@@ -1,4 +1,4 @@
-"""Sweeper: delete the records whose lifetime is over, and the bus messages every subscriber has settled.
+"""Sweeper: delete the records whose lifetime is over, and the bus messages every subscriber has settled; time out pipeline runs.
 
 Every record that should not live for ever carries `expire_at`; on Google Cloud the same
 field drives Firestore's TTL policies (deploy.sh), which delete "typically within 24 hours
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from shared.handlers.run_records import expire_run_leases
 from shared.ports import EXPIRE_AT, PageCursor
 from shared.services import DEAD_LETTERS, IDEMPOTENCY_KEYS, LATEST_VALIDATIONS, PROCESSED_EVENTS, VALIDATIONS, Services, iso
 
@@ -26,11 +27,12 @@ class SweepReport:
 
     documents: dict[str, int] = field(default_factory=dict)
     bus_messages: int = 0
+    timed_out_runs: int = 0  # pipeline runs whose lease ended with no report: FAILED, TIMED_OUT
 
     @property
     def total(self) -> int:
-        """Everything deleted."""
-        return sum(self.documents.values()) + self.bus_messages
+        """Everything deleted or timed out."""
+        return sum(self.documents.values()) + self.bus_messages + self.timed_out_runs
 
 
 def sweep_expired(services: Services) -> SweepReport:
@@ -42,8 +44,10 @@ def sweep_expired(services: Services) -> SweepReport:
     for collection in EXPIRING_COLLECTIONS:
         report.documents[collection] = _sweep_collection(services, collection, cutoff, lifetimes.sweep_batch)
     report.bus_messages = services.bus.expire_settled(now - lifetimes.delivered_messages)
+    report.timed_out_runs = expire_run_leases(services, lifetimes.sweep_batch)
     if report.total:
-        logger.info("expired records swept", extra={"swept": report.documents, "bus_messages": report.bus_messages})
+        extra = {"swept": report.documents, "bus_messages": report.bus_messages, "timed_out_runs": report.timed_out_runs}
+        logger.info("expired records swept", extra=extra)
     return report
 
 

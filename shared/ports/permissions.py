@@ -225,6 +225,14 @@ def statement_access(statement: exp.Expr, context: CallContext) -> list[Access]:
             Access("bigquery.tables.delete", Resource("table", _name(target))),
             Access("bigquery.tables.get", Resource("table", _name(target))),
         ]
+    if isinstance(statement, exp.Alter):  # BIGQUERY_DDL: ALTER TABLE (rename or add a column, a migration)
+        # https://cloud.google.com/bigquery/docs/managing-table-schemas#required_permissions
+        target = statement.find(exp.Table)
+        assert isinstance(target, exp.Table)
+        return [
+            Access("bigquery.tables.get", Resource("table", _name(target))),
+            Access("bigquery.tables.update", Resource("table", _name(target))),
+        ]
     if isinstance(statement, exp.Query):
         return _reads(statement, None, context)
     raise ValueError(f"no IAM declaration for a {type(statement).__name__} statement")

@@ -24,15 +24,23 @@ CREATE TABLE IF NOT EXISTS `{central}.tenant_subscriptions` (
   version INT64 NOT NULL,
   recorded_at TIMESTAMP NOT NULL
 );
+-- One row per tenant per UTC day (its latest version): the columns of the system it replaces, plus the
+-- platform's own runs (counted as usage, not charged). Columns added to an existing table by a migration
+-- are NULLABLE there (BigQuery adds no REQUIRED column), hence no NOT NULL on them here either.
 CREATE TABLE IF NOT EXISTS `{central}.tenant_usage_quotas` (
   tenant_id STRING NOT NULL,
   usage_date DATE NOT NULL,
+  pipelines_run_today INT64 NOT NULL,
+  pipelines_succeeded_today INT64 NOT NULL,
+  pipelines_failed_today INT64 NOT NULL,
+  pipelines_run_month INT64,
+  concurrent_pipelines_running INT64,
+  max_concurrent_reached INT64,
   daily_limit INT64 NOT NULL,
   monthly_limit INT64 NOT NULL,
   concurrent_limit INT64 NOT NULL,
-  pipelines_run INT64 NOT NULL,
-  pipelines_succeeded INT64 NOT NULL,
-  pipelines_failed INT64 NOT NULL,
+  platform_runs_today INT64,
+  platform_runs_month INT64,
   updated_at TIMESTAMP NOT NULL,
   version INT64 NOT NULL,
   recorded_at TIMESTAMP NOT NULL

@@ -44,6 +44,7 @@ OPERATORS = ["user:ops@example.com", f"serviceAccount:onboarding-bot@{PROJECT}.i
 OPERATOR_ARGS = [arg for member in OPERATORS for arg in ("--operator", member)]
 CENTRAL = f"projects/{PROJECT}/datasets/{load_settings().central_dataset}"
 BILLING_PUBLISHER = "serviceAccount:invoicing@billing-project.iam.gserviceaccount.com"
+EXECUTOR = "serviceAccount:runner@pipelines-project.iam.gserviceaccount.com"
 
 
 def _takes_a_request(entry_point: str) -> bool:
@@ -85,7 +86,17 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
         fake.chmod(0o755)
     # When the dry run plans a deployment
     result = _run_script(
-        "--dry-run", "--project", PROJECT, "--region", REGION, *OPERATOR_ARGS, "--billing-publisher", BILLING_PUBLISHER, path_dir=fakes
+        "--dry-run",
+        "--project",
+        PROJECT,
+        "--region",
+        REGION,
+        *OPERATOR_ARGS,
+        "--billing-publisher",
+        BILLING_PUBLISHER,
+        "--executor",
+        EXECUTOR,
+        path_dir=fakes,
     )
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ ")]
@@ -235,7 +246,7 @@ def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None
     minute, *every_hour = str(_flag(job, "schedule")).split()
     assert minute.startswith("*/") and every_hour == ["*", "*", "*", "*"]
     # Steps onboarding's own commit completes (subscription, quota) are never published, so never republished.
-    assert _grants(dry_run, "reconcile_steps") == {"datastore.user@project"} | {
+    assert _grants(dry_run, "reconcile_steps") == {"datastore.user@project", f"pubsub.publisher@{load_settings().topics.pipeline_runs}"} | {
         f"pubsub.publisher@{load_settings().topics.step(step)}" for step in STEPS if step not in applied_at_onboarding()
     }
 
@@ -243,11 +254,12 @@ def test_a_frequent_scheduler_job_drives_the_reconciler(dry_run: DryRun) -> None
 def test_every_topic_and_dead_letter_topic_is_created_with_a_subscription_per_dead_letter_topic(dry_run: DryRun) -> None:
     topics = load_settings().topics
     dead_letters = {dead_letter_topic(topics.step(name)) for name in STEPS} | {dead_letter_topic(topics.billing)}
+    dead_letters |= {dead_letter_topic(topics.pipeline_run_results)}
     created = {command[4] for command in dry_run.commands if command[1:4] == ["pubsub", "topics", "create"]}
     scheduled = {_trigger_topic(dry_run, name) for name in ("purge_expired", "reconcile_steps", "sweep_expired_records")}
     assert created == set(topics.names()) | dead_letters | scheduled
     subscribed = {_flag(command, "topic") for command in dry_run.commands if command[1:4] == ["pubsub", "subscriptions", "create"]}
-    assert subscribed == dead_letters
+    assert subscribed == dead_letters | {topics.pipeline_runs}  # the executors' pull subscription
     updates = [command for command in dry_run.commands if command[1:4] == ["pubsub", "subscriptions", "update"]]
     dead_lettered = {_flag(command, "dead-letter-topic") for command in updates}
     assert dead_lettered == {f"projects/{PROJECT}/topics/{topic}" for topic in dead_letters}
@@ -394,7 +406,18 @@ def _real_run(tmp_path: Path, *, existing: bool) -> tuple[list[list[str]], str]:
         "FAKE_EXISTING": "1" if existing else "0",
     }
     result = subprocess.run(
-        [str(SCRIPT), "--project", PROJECT, "--region", REGION, *OPERATOR_ARGS, "--billing-publisher", BILLING_PUBLISHER],
+        [
+            str(SCRIPT),
+            "--project",
+            PROJECT,
+            "--region",
+            REGION,
+            *OPERATOR_ARGS,
+            "--billing-publisher",
+            BILLING_PUBLISHER,
+            "--executor",
+            EXECUTOR,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -425,8 +448,8 @@ def test_a_second_run_creates_nothing_and_converges_the_rest(dry_run: DryRun, tm
     listed = (["firestore", "indexes", "composite", "list"], ["alpha", "monitoring", "policies", "list"])
     describes = [call for call in calls if "describe" in call[:5] or call[1:5] in listed]
     planned_creates = [command for command in dry_run.commands if command[0] == "gcloud" and "create" in command[:5]]
-    # the project number; trigger and subscription of each step and billing_event; the gateway's hostname
-    lookups = 1 + 2 * (len(STEPS) + 1) + 1
+    # the project number; trigger and subscription of each step, billing_event and pipeline_run_result; the gateway's hostname
+    lookups = 1 + 2 * (len(STEPS) + 2) + 1
     assert len(describes) == len(planned_creates) + lookups
     assert len(_deploys(DryRun("", calls, ""))) == len(_deploys(dry_run))
     (updated,) = [call for call in calls if call[1:5] == ["alpha", "monitoring", "policies", "update"]]
@@ -619,7 +642,22 @@ def test_finding8_every_expiring_collection_gets_a_ttl_policy_and_the_sweeper_ru
     job = _scheduler_jobs(dry_run)[f"projects/{PROJECT}/topics/{_trigger_topic(dry_run, 'sweep_expired_records')}"]
     minute, *every_hour = str(_flag(job, "schedule")).split()
     assert minute.isdigit() and every_hour == ["*", "*", "*", "*"]
-    assert _grants(dry_run, "sweep_expired_records") == {"datastore.user@project"}
+    assert _grants(dry_run, "sweep_expired_records") == {
+        "datastore.user@project",
+        f"bigquery.dataEditor@{load_settings().central_dataset} only",
+    }
+
+
+def test_an_executor_may_pull_admitted_runs_and_publish_reports_and_nothing_else(dry_run: DryRun) -> None:
+    topics = load_settings().topics
+    granted = [command for command in dry_run.commands if "add-iam-policy-binding" in command and _flag(command, "member") == EXECUTOR]
+    assert sorted((command[1:5], _flag(command, "role")) for command in granted) == [
+        (["pubsub", "subscriptions", "add-iam-policy-binding", f"{topics.pipeline_runs}-executor"], "roles/pubsub.subscriber"),
+        (["pubsub", "topics", "add-iam-policy-binding", topics.pipeline_run_results], "roles/pubsub.publisher"),
+    ]
+    deploys = _deploys(dry_run)
+    assert _flag(deploys["pipeline_run_result"], "trigger-topic") == topics.pipeline_run_results
+    assert _flag(deploys["pipeline_result_dead_letter"], "trigger-topic") == dead_letter_topic(topics.pipeline_run_results)
 
 
 def test_log_based_metrics_and_the_dead_letter_alert_are_created_from_generated_files(dry_run: DryRun) -> None:

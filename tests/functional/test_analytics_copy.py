@@ -101,10 +101,15 @@ def test_overview_and_view_agree_through_runs_plan_changes_and_suspension(client
     assert _overview(client, created["api_key"]) == _view(services)
     assert _view(services)["pipelines_run_today"] == 6 and _view(services)["pipelines_failed_today"] == 1
 
+    # STARTER allows 6 of the tenant's own runs a day; onboarding's validation run is usage, not charged.
     post_billing(client, billing_message("evt-down", TENANT, "plan_changed", 1, new_plan="STARTER"))
     _settle(platform)
     downgraded = _overview(client, created["api_key"])
-    assert (downgraded["quota_status"], downgraded["daily_usage_percent"]) == ("EXCEEDED", 100.0)
+    assert (downgraded["quota_status"], downgraded["daily_usage_percent"]) == ("AVAILABLE", 100.0)
+    assert downgraded == _view(services)
+    record_pipeline_run(services, TENANT, f"{TENANT}.nightly.5", "nightly", "SUCCEEDED")
+    downgraded = _overview(client, created["api_key"])
+    assert (downgraded["quota_status"], downgraded["daily_usage_percent"]) == ("EXCEEDED", 116.7)
     assert downgraded == _view(services)
 
     post_billing(client, billing_message("evt-fail", TENANT, "payment_failed", 2))

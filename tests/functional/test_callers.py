@@ -52,8 +52,11 @@ def test_the_table_gives_every_api_route_a_caller_class_and_leaves_only_health_a
     # The console's page, script and style carry no data: it signs in with the operator credential.
     console = {"/console", "/console/console.js", "/console/console.css"}
     assert {route.path for route in ROUTES if route.caller is Caller.PUBLIC} == {"/healthz", "/openapi.json", *console}
-    assert [route.path for route in TENANT_ROUTES] == ["/api/v1/tenants/<tenant_id>/overview"]
-    assert all(route.path.startswith("/api/v1/") or route.path == "/metrics" for route in OPERATOR_ROUTES) and len(OPERATOR_ROUTES) == 15
+    assert [route.path for route in TENANT_ROUTES] == [
+        "/api/v1/tenants/<tenant_id>/overview",
+        "/api/v1/pipelines/run/<tenant_id>/<provider>/<domain>/<template>",
+    ]
+    assert all(route.path.startswith("/api/v1/") or route.path == "/metrics" for route in OPERATOR_ROUTES) and len(OPERATOR_ROUTES) == 16
 
 
 @pytest.mark.parametrize("route", OPERATOR_ROUTES, ids=lambda route: f"{route.method} {route.path}")

@@ -175,6 +175,27 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
     c.check("POST", "/api/v1/billing/events", client.post("/api/v1/billing/events", json={**event, "type": "nonsense"}))
     c.check("GET", f"{api}/customer_123/events", client.get(f"{api}/customer_123/events"))
     c.check("GET", f"{api}/nobody_here/events", client.get(f"{api}/nobody_here/events"))
+    # pipeline runs: 200, then 429 once the concurrent slots are taken; 422, 401, 403
+    run = "/api/v1/pipelines/run/customer_123/gcp/cost/billing"
+    admitted = anonymous.post(run, headers=tenant_key)
+    c.check("POST", run, admitted)
+    for _ in range(12):
+        c.check("POST", run, anonymous.post(run, headers=tenant_key, json={"date": "2025-11-17"}))
+    c.check("POST", run.replace("billing", "bad-"), anonymous.post(run.replace("billing", "-bad"), headers=tenant_key))
+    c.check("POST", run, anonymous.post(run))
+    c.check("POST", run, client.post(run))
+    # the executor's reports: 200, 404, 422
+    report = {
+        "event_id": "report-1",
+        "pipeline_logging_id": admitted.get_json()["pipeline_logging_id"],
+        "tenant_id": "customer_123",
+        "status": "SUCCEEDED",
+        "occurred_at": "2026-01-01T00:00:00Z",
+    }
+    results = "/api/v1/pipelines/results"
+    c.check("POST", results, client.post(results, json=report))
+    c.check("POST", results, client.post(results, json={**report, "pipeline_logging_id": "no-such-run"}))
+    c.check("POST", results, client.post(results, json={**report, "status": "DONE"}))
     rotate, revoke = f"{api}/customer_123/api-keys/rotate", f"{api}/customer_123/api-keys/revoke"
     c.check("POST", rotate, client.post(rotate, json={"reason": "test"}))
     c.check("POST", rotate, client.post(rotate, json={"reason": "test", "grace_hours": 10_000}))
@@ -194,4 +215,4 @@ def test_every_route_and_its_errors_answer_as_documented(client: FlaskClient, an
 
     assert {f"{route.method} {openapi_path(route.path)}" for route in ROUTES} <= set(c.seen)
     statuses = set().union(*c.seen.values())
-    assert {200, 201, 202, 400, 401, 403, 404, 405, 409, 412, 413, 422} <= statuses, sorted(statuses)
+    assert {200, 201, 202, 400, 401, 403, 404, 405, 409, 412, 413, 422, 429} <= statuses, sorted(statuses)

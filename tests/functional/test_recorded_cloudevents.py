@@ -50,6 +50,11 @@ def test_a_recorded_push_runs_the_quota_step_once(recording: str, onboarded: Ser
         "pipelines_run": 0,
         "pipelines_succeeded": 0,
         "pipelines_failed": 0,
+        "platform_runs": 0,
+        "usage_month": onboarded.clock().date().isoformat()[:7],
+        "pipelines_run_month": 0,
+        "platform_runs_month": 0,
+        "max_concurrent_reached": 0,
     }
     assert state["steps"]["quota"]["attempts"] == 1
     [counts] = onboarded.warehouse.query(sql.render("count_tenant_rows", central=onboarded.central), {"tenant_id": "customer_123"})

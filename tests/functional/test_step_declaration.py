@@ -61,7 +61,7 @@ def test_a_fifth_step_runs_through_the_real_bus_and_state_machine(settings: Sett
 def test_the_declaration_feeds_topology_deploy_plan_and_schema(settings: Settings) -> None:
     with declared(AUDIT):
         assert step_names()[-1] == "audit"
-        assert [trigger.function for trigger in event_triggers()][-2:] == ["step_audit", "billing_event"]
+        assert [trigger.function for trigger in event_triggers()][-3:] == ["step_audit", "billing_event", "pipeline_run_result"]
         assert step_lines(settings, purge_role="R")[-1] == "audit onboarding-audit - - bigquery.metadataViewer"
         assert "dataset onboarding-dataset root onboarding-view,onboarding-audit" in step_lines(settings, purge_role="R")[2]
         assert StepRequested.model_json_schema()["properties"]["step"]["enum"][-1] == "audit"

@@ -49,7 +49,9 @@ HANDLER_FLOOR = {
     "lifecycle",
     "provisioning",
     "publishing",
+    "run_records",
     "step_commands",
+    "tenant_keys",
     "tenant_store",
     "warehouse_setup",
 }

@@ -49,9 +49,12 @@ def test_the_readme_session_runs_as_written_twice(tmp_path: Path) -> None:
             [tenant] = re.findall(r"^dry run of (\w+): 9/9 checks passed", run.stdout, flags=re.MULTILINE)
             assert f"{tenant}: dry run passed, provisioning" in run.stderr
             assert re.search(rf"^{tenant}: ACTIVE \(PROFESSIONAL\)", run.stdout, flags=re.MULTILINE), run.stdout
-            [overview_line] = [line for line in run.stdout.splitlines() if line.startswith('{"schema_version"')]
-            overview = json.loads(overview_line)
+            answers = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('{"schema_version"')]
+            [overview] = [answer for answer in answers if "tenant_status" in answer]
             assert (overview["tenant_id"], overview["tenant_status"], overview["plan_name"]) == (tenant, "ACTIVE", "PROFESSIONAL")
+            [admitted] = [answer for answer in answers if "pipeline_logging_id" in answer]
+            assert (admitted["pipeline_id"], admitted["status"]) == ("gcp/sales/daily_load", "PENDING")
+            assert admitted["quota"]["daily"] == {"used": 1, "limit": 25}, "the platform's validation run is not charged"
             assert f"{tenant}: ACTIVE -> SUSPENDED" in run.stdout and f"{tenant}: SUSPENDED -> ACTIVE" in run.stdout
             assert "old key: 401\nnew key: 200\n" in run.stdout
             assert "payment dispute" in run.stdout and "dispute settled" in run.stdout, "the audit trail shows the reasons"

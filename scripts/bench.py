@@ -142,7 +142,16 @@ def floor_onboarding(services: Services, tenant_id: str) -> None:
         "created_at": now,
     }
     subscription = {"tenant_id": tenant_id, "plan_name": "PROFESSIONAL", "status": "ACTIVE", **limits, "started_at": now}
-    usage = {"pipelines_run": 1, "pipelines_succeeded": 1, "pipelines_failed": 0}
+    usage = {
+        "pipelines_run_today": 1,
+        "pipelines_succeeded_today": 1,
+        "pipelines_failed_today": 0,
+        "pipelines_run_month": 1,
+        "concurrent_pipelines_running": 0,
+        "max_concurrent_reached": 0,
+        "platform_runs_today": 1,
+        "platform_runs_month": 1,
+    }
     run = {"run_id": f"{tenant_id}.v", "tenant_id": tenant_id, "pipeline_name": "onboarding_validation", "status": "SUCCEEDED"}
     run_times = {"started_at": now, "finished_at": now, "version": 1, "recorded_at": now}
     warehouse.append_rows(central, "tenant_profiles", [{**profile, "created_at": now, **stamp}])

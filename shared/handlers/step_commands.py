@@ -61,18 +61,9 @@ def step_command(services: Services, state: TenantState, step: str) -> StepReque
 def stage_steps(txn: Transaction, services: Services, state: TenantState, steps: Iterable[str]) -> dict[str, Document]:
     """Write the commands for `steps` into the outbox inside `txn`; returns the entries by id (for `relay`)."""
     staged: dict[str, Document] = {}
-    trace = current_trace()
     for step in steps:
         command = step_command(services, state, step)
-        entry: Document = {
-            "topic": services.settings.topics.step(step),
-            "command": command.model_dump_json(),
-            "tenant_id": state.tenant_id,
-            "created_at": command.occurred_at,
-        }
-        if trace is not None:
-            # The relay may publish it later, from another request or process: the cause's trace goes along.
-            entry[TRACE_ATTRIBUTE] = trace.traceparent()
+        entry = _outbox_entry(services.settings.topics.step(step), command, state.tenant_id, command.occurred_at)
         txn.set(OUTBOX, command.event_id, entry)
         staged[command.event_id] = entry
     return staged
@@ -80,18 +71,19 @@ def stage_steps(txn: Transaction, services: Services, state: TenantState, steps:
 
 def stage_event(txn: Transaction, services: Services, topic: str, event: Contract, *, event_id: str, tenant_id: str) -> str:
     """Write any other outboxed event (an admitted pipeline run) inside `txn`; returns its entry id."""
-    txn.set(
-        OUTBOX,
-        event_id,
-        {
-            "topic": topic,
-            "command": event.model_dump_json(),
-            "event_type": type(event).__name__,
-            "tenant_id": tenant_id,
-            "created_at": services.now(),
-        },
-    )
+    entry = _outbox_entry(topic, event, tenant_id, services.now())
+    entry["event_type"] = type(event).__name__
+    txn.set(OUTBOX, event_id, entry)
     return event_id
+
+
+def _outbox_entry(topic: str, event: Contract, tenant_id: str, created_at: str) -> Document:
+    entry: Document = {"topic": topic, "command": event.model_dump_json(), "tenant_id": tenant_id, "created_at": created_at}
+    trace = current_trace()
+    if trace is not None:
+        # The relay may publish it later, from another request or process: the cause's trace goes along.
+        entry[TRACE_ATTRIBUTE] = trace.traceparent()
+    return entry
 
 
 def relay(services: Services, entry_ids: Iterable[str] | Mapping[str, Document], *, strict: bool = False) -> int:

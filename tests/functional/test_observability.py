@@ -209,3 +209,24 @@ def test_the_log_based_metrics_deploy_sh_creates_match_lines_the_code_writes(obs
             assert all(isinstance(line[fields[0]], (int, float)) for line in matching)
     backlog = [line["open_dead_letters"] for line in lines if line["message"] == "dead-letter backlog"]
     assert backlog[-1] == 1
+
+
+def test_an_admitted_pipeline_run_relayed_later_carries_the_trace_of_its_request(observed: tuple[LocalPlatform, io.StringIO]) -> None:
+    """Pub/Sub is down at admission: the run waits in the outbox, and the reconciler's relay sends it with the admission's trace."""
+    platform, _ = observed
+    client = operator_client(platform.app)
+    assert client.post(f"{API}/dryrun", json=SEED_REQUEST).get_json()["ready_for_onboarding"]
+    created = client.post(f"{API}/onboard?wait=30", json=SEED_REQUEST)
+    assert created.status_code == 201
+    assert platform.services.faults is not None
+    platform.services.faults.start_outage("bus.publish")
+    admitted = platform.app.test_client().post(
+        "/api/v1/pipelines/run/customer_123/gcp/sales/daily_load",
+        headers={"X-API-Key": created.get_json()["api_key"], "traceparent": TRACEPARENT},
+    )
+    platform.services.faults.end_outage("bus.publish")
+    assert admitted.status_code == 200, admitted.get_data(as_text=True)
+    topic = platform.services.settings.topics.pipeline_runs
+    assert platform.bus.messages(topic) == []
+    assert reconcile(platform.services, timedelta(0)) == 1  # outside any request: no trace of its own
+    assert [parse_traceparent(attrs[TRACE_ATTRIBUTE]).trace_id for _, attrs in platform.bus.messages(topic)] == [TRACE_ID]  # type: ignore[union-attr]

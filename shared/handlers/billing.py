@@ -10,16 +10,14 @@ redelivery of an event whose effects did not finish finishes them.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ID_PATTERN, BillingEvent
+from schemas.events import BillingEvent
 from schemas.http import OperatorAction, OperatorActionResponse, TenantEventRecord, TenantEventsResponse
 from shared.domain import tenant as transitions
 from shared.domain.documents import OPERATOR_SOURCE, AuditNote, TenantEventDocument
@@ -28,7 +26,7 @@ from shared.domain.identifiers import tenant_id_problem
 from shared.domain.paging import decode_page_token, encode_page_token, page_size
 from shared.domain.tenant import BillingDecision, BillingKind, TenantState
 from shared.handlers.analytics_copy import append_copy
-from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
+from shared.handlers.dead_letter_store import readable_ids, record_message_dead_letter
 from shared.handlers.lifecycle import publish_lifecycle
 from shared.handlers.tenant_store import load_tenant
 from shared.ports import EXPIRE_AT, Transaction
@@ -302,17 +300,15 @@ def _event_record(document: TenantEventDocument) -> TenantEventRecord:
 def handle_billing_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
     """Record a dead-lettered billing message with its reason among the dead letters, once."""
     event_id, tenant_id, letter_id = _identify(data)
-    source, attempts = dead_letter_origin(attributes or {}, default_source=services.settings.topics.billing)
-    created = record_dead_letter(
+    created = record_message_dead_letter(
         services,
-        letter_id=letter_id or f"sha256:{hashlib.sha256(data).hexdigest()}",
-        source=source,
-        reason=reason,
-        attempts=attempts,
-        data=data,
-        tenant_id=tenant_id,
-        step=None,
+        data,
+        reason,
+        attributes or {},
+        default_source=services.settings.topics.billing,
         event_id=event_id,
+        tenant_id=tenant_id,
+        letter_id=letter_id,
     )
     logger.error("billing event dead-lettered", extra={"tenant_id": tenant_id, "event_id": event_id, "reason": reason[:300]})
     return "recorded" if created else "duplicate"
@@ -329,17 +325,4 @@ def _identify(data: bytes) -> tuple[str | None, str | None, str | None]:
         return event.event_id, event.tenant_id, f"billing:{event_key(event)}:{payload_digest(event)[:16]}"
     except ValidationError:
         pass
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError):
-        return None, None, None
-    if not isinstance(raw, dict):
-        return None, None, None
-    event_id, tenant_id = raw.get("event_id"), raw.get("tenant_id")
-    valid_id = isinstance(event_id, str) and _matches_event_id(event_id)
-    tenant = tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 100 else None
-    return (event_id if valid_id else None), tenant, None
-
-
-def _matches_event_id(value: str) -> bool:
-    return re.fullmatch(EVENT_ID_PATTERN, value) is not None
+    return (*readable_ids(data), None)

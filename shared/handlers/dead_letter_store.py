@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+
+from schemas.events import EVENT_ID_PATTERN
 from shared.domain.documents import DeadLetterDocument
 from shared.logging_setup import redact
 from shared.services import DEAD_LETTERS, Services, iso
@@ -51,6 +56,46 @@ def record_dead_letter(
         dead_lettered_at=services.now(),
     )
     return services.documents.create(DEAD_LETTERS, letter_id, document.model_dump())
+
+
+def readable_ids(data: bytes) -> tuple[str | None, str | None]:
+    """Event id and tenant id of a payload that may be any bytes, each kept only when it is well formed."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    event_id, tenant_id = raw.get("event_id"), raw.get("tenant_id")
+    valid_id = isinstance(event_id, str) and re.fullmatch(EVENT_ID_PATTERN, event_id) is not None
+    tenant = tenant_id if isinstance(tenant_id, str) and len(tenant_id) <= 100 else None
+    return (event_id if valid_id else None), tenant
+
+
+def record_message_dead_letter(
+    services: Services,
+    data: bytes,
+    reason: str,
+    attributes: dict[str, str],
+    *,
+    default_source: str,
+    event_id: str | None,
+    tenant_id: str | None,
+    letter_id: str | None = None,
+) -> bool:
+    """Record a dead-lettered message (no step) once; unnamed, it is named by its bytes. True if new."""
+    source, attempts = dead_letter_origin(attributes, default_source=default_source)
+    return record_dead_letter(
+        services,
+        letter_id=letter_id or f"sha256:{hashlib.sha256(data).hexdigest()}",
+        source=source,
+        reason=reason,
+        attempts=attempts,
+        data=data,
+        tenant_id=tenant_id,
+        step=None,
+        event_id=event_id,
+    )
 
 
 def mark_retried(services: Services, tenant_id: str) -> int:

@@ -17,7 +17,7 @@ import zlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from schemas.events import PipelineRunRequested, PipelineRunResult
 from schemas.http import PipelineRunAdmitted, PipelineRunRequest, PipelineRunStatus, QuotaFigure, QuotaStatus
@@ -34,7 +34,7 @@ from shared.domain.errors import (
 from shared.domain.identifiers import pipeline_segment_problem, tenant_id_problem
 from shared.domain.tenant import RunStatus, TenantState
 from shared.handlers.analytics_copy import plan_of
-from shared.handlers.dead_letter_store import dead_letter_origin, record_dead_letter
+from shared.handlers.dead_letter_store import readable_ids, record_message_dead_letter
 from shared.handlers.run_records import copy_usage, document_row, expired_documents, write_expired
 from shared.handlers.step_commands import relay, stage_event
 from shared.handlers.tenant_keys import authenticate_key
@@ -357,24 +357,15 @@ def handle_run_result(report: PipelineRunResult, services: Services) -> str:
 
 def handle_run_result_dead_letter(data: bytes, reason: str, services: Services, attributes: dict[str, str] | None = None) -> str:
     """Keep a report that can never apply among the dead letters, once."""
-    try:
-        parsed: Any = json.loads(data)
-    except ValueError:
-        parsed = None
-    fields = parsed if isinstance(parsed, dict) else {}
-    event_id = fields.get("event_id") if isinstance(fields.get("event_id"), str) else None
-    tenant_id = fields.get("tenant_id") if isinstance(fields.get("tenant_id"), str) else None
-    source, attempts = dead_letter_origin(attributes or {}, default_source=services.settings.topics.pipeline_run_results)
-    created = record_dead_letter(
+    event_id, tenant_id = readable_ids(data)
+    created = record_message_dead_letter(
         services,
-        letter_id=f"sha256:{hashlib.sha256(data).hexdigest()}",
-        source=source,
-        reason=reason,
-        attempts=attempts,
-        data=data,
-        tenant_id=tenant_id,
-        step=None,
+        data,
+        reason,
+        attributes or {},
+        default_source=services.settings.topics.pipeline_run_results,
         event_id=event_id,
+        tenant_id=tenant_id,
     )
     return "recorded" if created else "duplicate"
 
